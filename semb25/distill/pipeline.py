@@ -1,0 +1,367 @@
+"""The main job's first half: teacher scores -> student -> distillation -> run dir.
+
+``train/distill.py`` is a thin command over :func:`distill`. A run directory
+holds the best student by validation nDCG@10 (loadable with
+``SemanticBM25.from_pretrained(run_dir)``), the last-step student in
+``final/``, orbax checkpoints, ``metrics.jsonl``, ``train.log``, the config
+used (``config.toml``) and ``run.json`` (teacher, data sources, split, seed,
+timings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+from semb25.atomic import atomic_write_json, atomic_write_text
+from semb25.corpus import corpus_stats
+from semb25.data import Collection, load_collection, resolve_data_root
+from semb25.distill.examples import (
+    BatchSampler,
+    QueryGroup,
+    build_groups,
+    read_score_file,
+    teacher_standardisation,
+)
+from semb25.distill.trainer import TrainConfig, Trainer
+from semb25.student import SemanticBM25, StudentConfig
+
+log = logging.getLogger(__name__)
+
+SECTIONS = {"name", "teacher", "data", "student", "train"}
+CACHE_ENV = "SEMB25_CACHE"
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a TOML run config, rejecting unknown sections and fields."""
+    path = Path(path)
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config {path}: file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config {path}: not valid TOML ({e})") from None
+    unknown = sorted(set(config) - SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"config {path}: unknown section(s) {unknown}; expected {sorted(SECTIONS)}"
+        )
+    for section, cls in (("student", StudentConfig), ("train", TrainConfig)):
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(config.get(section, {})) - known)
+        if bad:
+            raise ValueError(f"config {path}: [{section}] has unknown field(s) {bad}")
+    if "id" not in config.get("teacher", {}):
+        raise ValueError(f"config {path}: [teacher] needs an 'id'")
+    config["_path"] = str(path)
+    return config
+
+
+def default_cache_path() -> Path:
+    """Teacher-score cache: ``$SEMB25_CACHE`` or ``~/.cache/semb25``."""
+    root = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "semb25"))
+    return root / "teacher_scores.sqlite"
+
+
+def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
+    """The ``train`` or ``eval`` collection: local sample first, else ir_datasets.
+
+    A collection given as a path, or found under the data root, is read from
+    local files; otherwise the config's ``<which>_ir_datasets`` id is used.
+    """
+    spec = data[which]
+    kwargs = {
+        "max_candidates": data.get("max_candidates")
+        if which == "train"
+        else data.get("eval_max_candidates"),
+        "max_queries": data.get("max_queries") if which == "train" else None,
+    }
+    root = resolve_data_root(data_root)
+    local = Path(spec).expanduser()
+    if local.exists() or (root is not None and (root / spec).exists()):
+        collection = load_collection(spec, root, **kwargs)
+    else:
+        irds = data.get(f"{which}_ir_datasets")
+        if not irds:
+            raise ValueError(
+                f"collection {spec!r}: not found under data root {root} "
+                f"and no {which}_ir_datasets id in the config"
+            )
+        log.info(
+            "%s collection: %r not found locally (data root %s); using ir_datasets %s",
+            which,
+            spec,
+            root,
+            irds,
+        )
+        collection = load_collection(f"irds:{irds}", **kwargs)
+    log.info(
+        "%s collection %s from %s: %d queries, %d candidate pairs",
+        which,
+        collection.name,
+        collection.source,
+        len(collection.queries),
+        len(collection.pairs()),
+    )
+    return collection
+
+
+def collection_teacher_scores(
+    teacher,
+    collection: Collection,
+    cache_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Teacher scores of every candidate pair, through the resumable store."""
+    from semb25.teacher.store import ScoreStore, score_with_store
+
+    cache_path = Path(cache_path or default_cache_path())
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    pairs = collection.pairs()
+    with ScoreStore(cache_path, teacher.name) as store:
+        scores = score_with_store(
+            teacher,
+            store,
+            pairs,
+            collection.queries,
+            collection.docs,
+            show_progress=show_progress,
+        )
+    return dict(zip(pairs, (float(s) for s in scores), strict=True))
+
+
+def split_queries(qids: list[str], fraction: float, seed: int) -> tuple[set, set]:
+    """Deterministic train/validation split of query ids by a seeded hash."""
+
+    def draw(qid: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{qid}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    val = {q for q in qids if draw(q) < fraction}
+    return set(qids) - val, val
+
+
+def make_validator(
+    trainer: Trainer, sampler: BatchSampler, groups: list[QueryGroup], qrels: dict
+):
+    """``circuit -> {"nDCG@10", "kendall_tau"}`` on held-out queries."""
+    from semb25.evaluate import evaluate_run, fidelity
+
+    def validate(_circuit) -> dict:
+        run, teacher_run = {}, {}
+        for batch in sampler.full_lists(groups):
+            scores = trainer.scores(batch)
+            for row, gi in enumerate(batch["query_index"]):
+                if gi < 0:
+                    continue
+                g = groups[gi]
+                n = len(g.doc_ids)
+                run[g.qid] = dict(
+                    zip(g.doc_ids, map(float, scores[row, :n]), strict=True)
+                )
+                teacher_run[g.qid] = dict(
+                    zip(g.doc_ids, map(float, g.teacher), strict=True)
+                )
+        judged = {q: qrels[q] for q in run if q in qrels}
+        metrics, _ = evaluate_run(run, judged)
+        ndcg = next(v for k, v in metrics.items() if k.startswith("nDCG@10"))
+        fid = fidelity(run, teacher_run)
+        return {"nDCG@10": float(ndcg), "kendall_tau": float(fid["kendall_tau"])}
+
+    return validate
+
+
+def distill(
+    config_path: str | Path,
+    data_root: str | Path | None = None,
+    teacher_id: str | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    scores_file: str | Path | None = None,
+    cache_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Run steps 1-3 of the main job and return the run directory.
+
+    Args:
+        config_path: a TOML config (see ``train/configs/``).
+        data_root: folder of local collections (else ``$SEMB25_DATA`` or the
+            shared sibling folder, else ir_datasets).
+        teacher_id: overrides ``[teacher] id``.
+        out: run directory (default ``runs/<config name>``).
+        resume: continue from the run directory's last checkpoint.
+        scores_file: precomputed ``qid doc_id score`` teacher scores to use
+            instead of running the teacher.
+        cache_path: the teacher-score store (default :func:`default_cache_path`).
+    """
+    started = time.perf_counter()
+    config = load_config(config_path)
+    name = config.get("name", Path(config_path).stem)
+    run_dir = Path(out or Path("runs") / name)
+    _prepare_run_dir(run_dir, config_path, resume)
+    teacher_cfg = dict(config["teacher"])
+    if teacher_id:
+        teacher_cfg["id"] = teacher_id
+    train_cfg = _train_config(config)
+
+    # 1. Teacher scores for the training queries' candidates (cached, resumable).
+    collection = resolve_collection(config["data"], "train", data_root)
+    from semb25.teacher import load_teacher
+
+    teacher = load_teacher(
+        teacher_cfg["id"],
+        kind=teacher_cfg.get("kind"),
+        max_length=teacher_cfg.get("max_length", 512),
+        batch_size=teacher_cfg.get("batch_size", 32),
+        show_progress=show_progress,
+    )
+    t0 = time.perf_counter()
+    if scores_file:
+        scores = read_score_file(scores_file)
+        log.info("teacher scores: %d read from %s", len(scores), scores_file)
+    else:
+        scores = collection_teacher_scores(
+            teacher, collection, cache_path, show_progress
+        )
+    teacher_seconds = time.perf_counter() - t0
+
+    # 2. The student, its IDF direction fitted to this collection's IDF.
+    student_cfg = StudentConfig(
+        **{
+            k: tuple(v) if k == "special_ids" else v
+            for k, v in config.get("student", {}).items()
+        }
+    )
+    model = SemanticBM25.create(
+        teacher.token_embeddings, teacher.tokenizer, student_cfg
+    )
+    doc_ids = sorted({d for _, d in collection.pairs()})
+    stats = corpus_stats(
+        model.tokenizer.token_ids([collection.docs[d] for d in doc_ids]),
+        teacher.token_embeddings.shape[0],
+        model.config.special_ids,
+    )
+    model = SemanticBM25.create(
+        teacher.token_embeddings,
+        teacher.tokenizer,
+        student_cfg,
+        corpus=stats,
+        seed=train_cfg.seed,
+    )
+
+    # 3. Distil on the training split, validate on the held-out queries.
+    qids = list(collection.candidates)
+    train_q, val_q = split_queries(
+        qids, config["data"].get("validation_fraction", 0.1), train_cfg.seed
+    )
+    candidates = {q: [d for d, _ in collection.candidates[q]] for q in qids}
+    groups, skipped = build_groups(
+        candidates, collection.queries, collection.docs, scores, model.tokenizer
+    )
+    train_groups = [g for g in groups if g.qid in train_q]
+    val_groups = [g for g in groups if g.qid in val_q]
+    mean, std = teacher_standardisation(train_groups)
+    sampler = BatchSampler(
+        train_groups,
+        train_cfg.queries_per_batch,
+        train_cfg.docs_per_query,
+        model.config.max_query_len,
+        model.config.max_doc_len,
+        train_cfg.seed,
+        mean,
+        std,
+        model.config.pad_id,
+    )
+    trainer = Trainer(model.circuit, sampler, train_cfg, run_dir)
+    if resume:
+        trainer.restore_latest()
+    provenance = {
+        "teacher": teacher.name,
+        "teacher_kind": teacher.kind,
+        "train_collection": collection.name,
+        "source": collection.source,
+        "seed": train_cfg.seed,
+        "config": name,
+    }
+    validate = (
+        make_validator(trainer, sampler, val_groups, collection.qrels)
+        if val_groups
+        else None
+    )
+
+    def keep_best(circuit, metrics) -> None:
+        SemanticBM25(circuit, model.tokenizer).save_pretrained(
+            run_dir, {**provenance, "step": trainer.step, "validation": metrics}
+        )
+
+    log.info(
+        "distilling %d training queries (%d held out) for %d steps, %d device(s)",
+        len(train_groups),
+        len(val_groups),
+        train_cfg.steps,
+        trainer.mesh.devices.size,
+    )
+    rows = trainer.fit(validate, keep_best, show_progress)
+    final = SemanticBM25(trainer.circuit_now(), model.tokenizer)
+    final.save_pretrained(run_dir / "final", {**provenance, "step": trainer.step})
+    if validate is None or not (run_dir / "model.safetensors").exists():
+        final.save_pretrained(run_dir, {**provenance, "step": trainer.step})
+
+    atomic_write_json(
+        run_dir / "run.json",
+        {
+            **provenance,
+            "teacher_id": teacher_cfg["id"],
+            "n_train_queries": len(train_groups),
+            "n_validation_queries": len(val_groups),
+            "validation_qids": sorted(g.qid for g in val_groups),
+            "skipped": dict(skipped),
+            "teacher_mean": mean,
+            "teacher_std": std,
+            "corpus": {"n_docs": stats.n_docs, "avgdl": stats.avgdl},
+            "steps": trainer.step,
+            "final_loss": rows[-1]["loss"] if rows else None,
+            "teacher_seconds": teacher_seconds,
+            "total_seconds": time.perf_counter() - started,
+        },
+    )
+    log.info(
+        "run directory %s: best student by validation nDCG@10, final/ at step %d",
+        run_dir,
+        trainer.step,
+    )
+    return run_dir
+
+
+def _train_config(config: dict) -> TrainConfig:
+    train = dict(config.get("train", {}))
+    return TrainConfig(**train)
+
+
+def _prepare_run_dir(run_dir: Path, config_path, resume: bool) -> None:
+    """Refuse to overwrite an earlier run unless resuming it with the same config."""
+    text = Path(config_path).read_text(encoding="utf-8")
+    saved = run_dir / "config.toml"
+    if (run_dir / "checkpoints").exists() and not resume:
+        raise FileExistsError(
+            f"run directory {run_dir}: already holds a run; pass "
+            "--resume to continue it or --out for a new one"
+        )
+    if resume and saved.is_file() and saved.read_text(encoding="utf-8") != text:
+        raise ValueError(
+            f"run directory {run_dir}: config.toml differs from "
+            f"{config_path}; resume with the config the run started with"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, text)
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete a run directory (used by the demo to start cold)."""
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""The student's hyper-parameters, saved beside its weights as versioned JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_VERSION = 1
+CONFIG_FILE = "semb25_config.json"
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Shape and initialisation of a :class:`SemanticBM25Circuit`.
+
+    Defaults were chosen on the offline demo (all-MiniLM-L6-v2 teacher,
+    dev-sample training queries): 4 soft heads of size 32 plus one exact-match
+    head reached the best validation nDCG@10 among 1/2/4/8 soft heads; more
+    heads cost speed without a gain there.
+
+    Attributes:
+        vocab_size, hidden_size: the teacher's token-embedding matrix shape.
+        n_heads: soft-matching heads h (each with its own W_Q^h, W_K^h, k1_h, b_h).
+        head_dim: width of each head's query/key projection.
+        exact_match_head: add one head whose attention is exact id identity
+            (classic lexical TF), so the student contains BM25 as a sub-model.
+        train_embeddings: fine-tune the teacher's token embeddings too.
+        max_query_len, max_doc_len: word pieces kept (longer inputs truncated).
+        avgdl: mean document length in word pieces of the training collection.
+        init_k1, init_b: BM25-style starting values for every head.
+        init_temperature: sharpness tau of the soft match exp(tau (cos - 1)).
+        pad_id: the tokenizer's [PAD] id.
+        special_ids: ids never scored as query terms nor counted in |d|.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    n_heads: int = 4
+    head_dim: int = 32
+    exact_match_head: bool = True
+    train_embeddings: bool = False
+    max_query_len: int = 32
+    max_doc_len: int = 256
+    avgdl: float = 80.0
+    init_k1: float = 1.2
+    init_b: float = 0.75
+    init_temperature: float = 10.0
+    pad_id: int = 0
+    special_ids: tuple[int, ...] = field(default=(0, 100, 101, 102, 103))
+    version: int = CONFIG_VERSION
+
+    @property
+    def total_heads(self) -> int:
+        """Soft heads plus the exact-match head, if any."""
+        return self.n_heads + int(self.exact_match_head)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["special_ids"] = list(self.special_ids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> StudentConfig:
+        """Build from a dict, rejecting unknown fields and future versions."""
+        d = {k: v for k, v in d.items() if k != "provenance"}  # metadata only
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown student config field(s) {unknown}")
+        version = d.get("version", CONFIG_VERSION)
+        if not isinstance(version, int) or version > CONFIG_VERSION:
+            raise ValueError(
+                f"{source}: config version {version!r} is newer than this semb25 "
+                f"(supports <= {CONFIG_VERSION}); upgrade semb25"
+            )
+        d = dict(d)
+        if "special_ids" in d:
+            d["special_ids"] = tuple(int(i) for i in d["special_ids"])
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> StudentConfig:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"student config {path}: file not found") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"student config {path}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"student config {path}: expected a JSON object")
+        return cls.from_dict(d, source=f"student config {path}")

@@ -1,0 +1,312 @@
+"""``SemanticBM25``: the trained student as a reranking library.
+
+>>> import semb25                                         # doctest: +SKIP
+>>> model = semb25.SemanticBM25.from_pretrained("runs/demo")  # doctest: +SKIP
+>>> model.rerank("what is a flea", ["Fleas are insects.", "Paris"])  # doctest: +SKIP
+[(0, 4.1), (1, 0.3)]
+>>> ex = model.explain("what is a flea", "Fleas are insects.")  # doctest: +SKIP
+>>> print(ex.to_text())                                       # doctest: +SKIP
+
+``predict(pairs)`` and ``rank(query, documents)`` follow the shapes of
+sentence-transformers' ``CrossEncoder`` so the student drops into pipelines
+built around one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
+
+from semb25.corpus import CorpusStats
+from semb25.student.circuit import SemanticBM25Circuit, fit_idf_to_corpus
+from semb25.student.config import StudentConfig
+from semb25.student.explain import Explanation, explain_pair
+from semb25.student.tokenization import Batch, StudentTokenizer
+from semb25.student.weights import load_student, resolve_student_dir, save_student
+
+log = logging.getLogger(__name__)
+
+
+class SemanticBM25:
+    """A SemanticBM25 circuit with its tokenizer, ready to score text."""
+
+    def __init__(
+        self,
+        circuit: SemanticBM25Circuit,
+        tokenizer: StudentTokenizer,
+        batch_size: int = 256,
+    ):
+        self.circuit = circuit
+        self.config: StudentConfig = circuit.config
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self._compiled = None
+
+    # -- construction ------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        embeddings: np.ndarray,
+        tokenizer_json: str | Path | Tokenizer,
+        config: StudentConfig | None = None,
+        corpus: CorpusStats | None = None,
+        seed: int = 0,
+    ) -> SemanticBM25:
+        """A fresh student from the teacher's embedding matrix and tokenizer.
+
+        Args:
+            embeddings: ``[vocab, hidden]`` teacher token embeddings.
+            tokenizer_json: the teacher's ``tokenizer.json`` path (or a loaded
+                ``tokenizers.Tokenizer``).
+            config: shape options; vocab/hidden sizes come from ``embeddings``.
+            corpus: statistics of the training collection: sets avgdl and fits
+                the IDF readout to its IDF.
+            seed: initialisation seed.
+        """
+        config = config or StudentConfig()
+        if isinstance(tokenizer_json, Tokenizer):
+            tok = StudentTokenizer(
+                Tokenizer.from_str(tokenizer_json.to_str()),
+                config.pad_id,
+                config.special_ids,
+            )
+        else:
+            tok = StudentTokenizer.from_file(
+                tokenizer_json, pad_id=config.pad_id, special_ids=config.special_ids
+            )
+        updates = {
+            "vocab_size": int(embeddings.shape[0]),
+            "hidden_size": int(embeddings.shape[1]),
+        }
+        if corpus is not None:
+            updates["avgdl"] = float(corpus.avgdl)
+        config = StudentConfig.from_dict({**config.to_dict(), **updates})
+        circuit = SemanticBM25Circuit(config, embeddings, rngs=nnx.Rngs(seed))
+        if corpus is not None:
+            a, c, r = fit_idf_to_corpus(circuit, corpus.idf, corpus.df)
+            log.info(
+                "IDF direction fitted to corpus IDF of %d documents: Pearson "
+                "r = %.3f (a = %.3f, c = %.3f)",
+                corpus.n_docs,
+                r,
+                a,
+                c,
+            )
+        return cls(circuit, tok)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path) -> SemanticBM25:
+        """Load a student directory (or a run directory, or a hub id)."""
+        directory = resolve_student_dir(path_or_id)
+        config, circuit = load_student(directory)
+        tok = StudentTokenizer.from_file(
+            directory / "tokenizer.json",
+            pad_id=config.pad_id,
+            special_ids=config.special_ids,
+        )
+        log.info(
+            "loaded student from %s: %d soft heads%s",
+            directory,
+            config.n_heads,
+            " + exact-match head" if config.exact_match_head else "",
+        )
+        return cls(circuit, tok)
+
+    def save_pretrained(
+        self, directory: str | Path, provenance: dict | None = None
+    ) -> Path:
+        """Write the student so that :meth:`from_pretrained` reads it back."""
+        return save_student(
+            directory, self.circuit, self.tokenizer.to_str(), provenance
+        )
+
+    # -- scoring -----------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Forget cached tables (call after changing the circuit's weights)."""
+        self._compiled = None
+
+    def _scorer(self):
+        """Jitted ``(q_ids, q_mask, d_ids, d_mask) -> scores`` over cached tables."""
+        if self._compiled is None:
+            graphdef, state = nnx.split(self.circuit)
+            tables = jax.jit(lambda s: nnx.merge(graphdef, s).tables())(state)
+
+            @jax.jit
+            def score(state, tables, q_ids, q_mask, d_ids, d_mask):
+                circuit = nnx.merge(graphdef, state)
+                return circuit(q_ids, q_mask, d_ids, d_mask, tables=tables)
+
+            self._compiled = (score, state, tables)
+        score, state, tables = self._compiled
+        return lambda *arrays: score(state, tables, *arrays)
+
+    def lookup_tables(self) -> dict[str, jax.Array]:
+        """The cached per-vocabulary tables of the circuit (see ``tables``)."""
+        self._scorer()
+        return self._compiled[2]
+
+    def encode_queries(self, queries: Sequence[str]) -> Batch:
+        return self.tokenizer.batch(
+            queries, self.config.max_query_len, pad_to=self.config.max_query_len
+        )
+
+    def encode_docs(self, docs: Sequence[str]) -> list[np.ndarray]:
+        return self.tokenizer.token_ids(docs)
+
+    def score(
+        self,
+        queries: Sequence[str],
+        docs: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Scores of aligned pairs: ``queries[i]`` with ``docs[i]``.
+
+        Returns:
+            ``[n]`` float32.
+        """
+        if len(queries) != len(docs):
+            raise ValueError(f"score: {len(queries)} queries but {len(docs)} docs")
+        q_unique, q_index = np.unique(
+            np.asarray(queries, dtype=object), return_inverse=True
+        )
+        q_batch = self.encode_queries(list(q_unique))
+        return self.score_tokens(
+            q_batch, q_index, self.encode_docs(docs), batch_size, show_progress
+        )
+
+    def score_tokens(
+        self,
+        q_batch: Batch,
+        q_index: np.ndarray,
+        doc_ids: Sequence[np.ndarray],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Score pre-tokenised pairs: row ``q_index[i]`` of ``q_batch`` with doc i.
+
+        Pairs are grouped by document length (sorted, padded to a multiple of
+        32 word pieces, last batch padded to full size) so that XLA compiles
+        only a handful of shapes.
+        """
+        n = len(doc_ids)
+        out = np.zeros(n, dtype=np.float32)
+        if n == 0:
+            return out
+        batch_size = batch_size or self.batch_size
+        scorer = self._scorer()
+        lengths = np.array([min(len(d), self.config.max_doc_len) for d in doc_ids])
+        order = np.argsort(lengths, kind="stable")
+        starts = range(0, n, batch_size)
+        for start in tqdm(starts, desc="student scoring", disable=not show_progress):
+            rows = order[start : start + batch_size]
+            pad = batch_size - len(rows) if n > batch_size else 0
+            docs = self.tokenizer.pad(
+                [doc_ids[r] for r in rows], self.config.max_doc_len
+            )
+            q_rows = q_index[rows]
+            d_ids, d_mask = docs.ids, docs.mask
+            if pad:
+                q_rows = np.concatenate([q_rows, np.repeat(q_rows[:1], pad)])
+                d_ids = np.concatenate([d_ids, np.repeat(d_ids[:1], pad, 0)])
+                d_mask = np.concatenate([d_mask, np.repeat(d_mask[:1], pad, 0)])
+            scores = scorer(
+                jnp.asarray(q_batch.ids[q_rows]),
+                jnp.asarray(q_batch.mask[q_rows]),
+                jnp.asarray(d_ids),
+                jnp.asarray(d_mask),
+            )
+            out[rows] = np.asarray(scores)[: len(rows)]
+        return out
+
+    def predict(
+        self,
+        pairs: Sequence[Sequence[str]],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """CrossEncoder-style: ``[(query, doc), ...]`` -> scores ``[n]``."""
+        pairs = list(pairs)
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2:
+                raise ValueError(f"predict: pair {i} has {len(pair)} texts, expected 2")
+        return self.score(
+            [p[0] for p in pairs], [p[1] for p in pairs], batch_size, show_progress_bar
+        )
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+    ) -> list[dict]:
+        """CrossEncoder-style ``[{"corpus_id": i, "score": s[, "text"]}]``, best first."""
+        scores = self.score([query] * len(documents), list(documents))
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        ranked = []
+        for i in order:
+            item = {"corpus_id": int(i), "score": float(scores[i])}
+            if return_documents:
+                item["text"] = documents[i]
+            ranked.append(item)
+        return ranked
+
+    def rerank(
+        self,
+        query: str,
+        docs: Sequence[str] | Mapping[str, str],
+        top_k: int | None = None,
+    ) -> list[tuple[int | str, float]]:
+        """Rerank candidates: a list (keys are positions) or ``{doc_id: text}``.
+
+        Returns:
+            ``[(position_or_doc_id, score)]`` sorted by score, best first.
+        """
+        keys = (
+            list(docs.keys()) if isinstance(docs, Mapping) else list(range(len(docs)))
+        )
+        texts = list(docs.values()) if isinstance(docs, Mapping) else list(docs)
+        scores = self.score([query] * len(texts), texts)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(keys[i], float(scores[i])) for i in order]
+
+    def explain(self, query: str, doc: str, top_matches: int = 3) -> Explanation:
+        """Per-query-token breakdown whose contributions sum to the score."""
+        return explain_pair(self, query, doc, top_matches)
+
+    # -- introspection -----------------------------------------------------
+
+    def summary(self) -> dict:
+        """Parameter counts (trainable, frozen) and FLOPs per pair at avgdl."""
+        cfg = self.config
+        params = nnx.state(self.circuit, nnx.Param)
+        trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+        total = sum(
+            int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(self.circuit))
+        )
+        q_len, d_len = 8, cfg.avgdl
+        # cosine per head and position pair (2 e) + exp, then tf sums and the
+        # saturation/idf products per query token and head.
+        match = q_len * d_len * cfg.n_heads * (2 * cfg.head_dim + 2)
+        exact = q_len * d_len * int(cfg.exact_match_head)
+        per_token = q_len * cfg.total_heads * 8
+        return {
+            "trainable_params": trainable,
+            "frozen_params": total - trainable,
+            "soft_heads": cfg.n_heads,
+            "exact_match_head": cfg.exact_match_head,
+            "flops_per_pair": int(match + exact + per_token),
+            "flops_assumption": f"query of {q_len} and document of "
+            f"{d_len:.0f} word pieces, lookup tables cached",
+        }

@@ -1,0 +1,114 @@
+"""Word-piece inputs of the student: ids without specials, explicit masks.
+
+The student reads queries and documents separately (it never sees the
+``[CLS] q [SEP] d [SEP]`` pair), through the teacher's own ``tokenizer.json``
+so that its token ids index the teacher's embedding matrix.
+
+Limitation: documents longer than ``max_doc_len`` word pieces are truncated,
+so soft TF undercounts matches after the cut and |d| is capped there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Lengths are padded up to a multiple of this, so jit compiles a few shapes.
+LENGTH_BUCKET = 32
+
+
+def clean_text(text: str) -> str:
+    """Replace invalid UTF-8 (lone surrogates) and control characters."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected text as str, got {type(text).__name__}")
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return _CONTROL.sub(" ", text)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Padded word-piece ids.
+
+    Attributes:
+        ids: ``[n, length]`` int32, ``pad_id`` after each text.
+        mask: ``[n, length]`` bool, True on real (non-special) word pieces.
+        truncated: ``[n]`` bool, True where the text was cut at the limit.
+    """
+
+    ids: np.ndarray
+    mask: np.ndarray
+    truncated: np.ndarray
+
+
+class StudentTokenizer:
+    """The teacher's WordPiece tokenizer, configured for the student."""
+
+    def __init__(self, tokenizer: Tokenizer, pad_id: int, special_ids: Sequence[int]):
+        self.tokenizer = tokenizer
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.pad_id = pad_id
+        self.special_ids = np.asarray(sorted(set(special_ids)), dtype=np.int64)
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, pad_id: int = 0, special_ids: Sequence[int] = ()
+    ) -> StudentTokenizer:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"tokenizer {path}: file not found")
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # the Rust error type is not exported
+            raise ValueError(
+                f"tokenizer {path}: not a tokenizers JSON file ({e})"
+            ) from None
+        return cls(tok, pad_id, special_ids)
+
+    def to_str(self) -> str:
+        return self.tokenizer.to_str()
+
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Word-piece ids of each text, special tokens dropped."""
+        encodings = self.tokenizer.encode_batch(
+            [clean_text(t) for t in texts], add_special_tokens=False
+        )
+        out = []
+        for enc in encodings:
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if self.special_ids.size:
+                ids = ids[~np.isin(ids, self.special_ids)]
+            out.append(ids)
+        return out
+
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokenizer.id_to_token(int(i)) or "[?]" for i in ids]
+
+    def batch(
+        self, texts: Sequence[str], max_len: int, pad_to: int | None = None
+    ) -> Batch:
+        """Tokenise, truncate to ``max_len`` and pad to a bucketed length."""
+        return self.pad(self.token_ids(texts), max_len, pad_to)
+
+    def pad(
+        self, id_lists: Sequence[np.ndarray], max_len: int, pad_to: int | None = None
+    ) -> Batch:
+        """Pad pre-tokenised ids; width = ``pad_to`` or the bucketed longest."""
+        lengths = np.array([min(len(x), max_len) for x in id_lists], dtype=np.int64)
+        longest = int(lengths.max()) if len(lengths) else 0
+        width = pad_to or max(
+            LENGTH_BUCKET, -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET
+        )
+        width = max(width, 1)
+        ids = np.full((len(id_lists), width), self.pad_id, dtype=np.int32)
+        for row, (x, n) in enumerate(zip(id_lists, lengths, strict=True)):
+            ids[row, :n] = x[:n]
+        mask = np.arange(width)[None, :] < lengths[:, None]
+        truncated = np.array([len(x) > max_len for x in id_lists], dtype=bool)
+        return Batch(ids=ids, mask=mask, truncated=truncated)
