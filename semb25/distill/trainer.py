@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,9 @@ from semb25.distill.examples import BatchSampler
 from semb25.distill.losses import combined_loss
 
 log = logging.getLogger(__name__)
+
+# Fault injection for the resume tests: SIGKILL this process after this step.
+KILL_ENV = "SEMB25_KILL_AT_STEP"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -303,6 +308,8 @@ class Trainer:
             _append_metrics(metrics_path, row)
             if self.step % self.cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
+            if os.environ.get(KILL_ENV) == str(self.step):
+                os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
         return rows
 

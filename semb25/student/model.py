@@ -251,7 +251,7 @@ class SemanticBM25:
         top_k: int | None = None,
         return_documents: bool = False,
     ) -> list[dict]:
-        """CrossEncoder-style ``[{"corpus_id": i, "score": s[, "text"]}]``, best first."""
+        """CrossEncoder-style ``[{"corpus_id", "score"[, "text"]}]``, best first."""
         scores = self.score([query] * len(documents), list(documents))
         order = np.argsort(-scores, kind="stable")[:top_k]
         ranked = []

@@ -1,18 +1,10 @@
-"""Student fixtures: a student built from the real all-MiniLM-L6-v2 embeddings."""
+"""Student fixtures: real DL19 passages."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from safetensors.numpy import load_file
-
-
-@pytest.fixture(scope="session")
-def minilm_embeddings(minilm_dir):
-    return load_file(minilm_dir / "model.safetensors")[
-        "embeddings.word_embeddings.weight"
-    ]
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +17,3 @@ def dl19_passages(data_root) -> list[str]:
             if len(out) == 60:
                 break
     return out
-
-
-@pytest.fixture(scope="session")
-def student(minilm_embeddings, minilm_dir):
-    from semb25 import SemanticBM25
-
-    return SemanticBM25.create(minilm_embeddings, minilm_dir / "tokenizer.json")
