@@ -32,7 +32,7 @@ setup-dev: $(VENV)/.setup-dev
 demo: setup
 	rm -rf runs/demo
 	$(BIN)/python train/distill.py --config train/configs/demo.toml --out runs/demo
-	$(BIN)/python eval/evaluate.py --model runs/demo --collection trec-dl-2019 \
+	$(BIN)/python eval/evaluate.py --model runs/demo \
 		--out reports/demo
 
 test: setup-dev

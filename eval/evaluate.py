@@ -1,6 +1,6 @@
 """Evaluate a trained student against its teacher and BM25 (step 4 of the main job).
 
-    python eval/evaluate.py --model RUN_DIR --collection DIR_OR_IR_DATASETS_ID
+    python eval/evaluate.py --model RUN_DIR [--collection DIR_OR_IR_DATASETS_ID]
         [--teacher ID_OR_DIR] --out OUT_DIR
 
 Writes OUT_DIR/report.md, report.json, PNG plots and run.<model>.trec, and
@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="run or student directory")
     parser.add_argument(
         "--collection",
-        required=True,
         help="collection folder, a name under the data root "
-        "(trec-dl-2019), or an ir_datasets id",
+        "(trec-dl-2019), or an ir_datasets id (default: the run config's "
+        "[data] eval, else its eval_ir_datasets id)",
     )
     parser.add_argument(
         "--teacher",
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed-queries",
         type=int,
-        default=10,
-        help="queries timed per model (default 10)",
+        default=5,
+        help="queries timed per model (default 5)",
     )
     parser.add_argument(
         "--no-axioms", action="store_true", help="skip the axiomatic diagnostics"

@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_logging(log_file: Path) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in (logging.StreamHandler(), logging.FileHandler(log_file)):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+    """Milestones to the terminal and to RUN_DIR/train.log."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(log_file)],
+        force=True,  # replace handlers that imported libraries installed
+    )
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's chatter
 
 

@@ -94,6 +94,8 @@ def _orthogonal_heads(
         centred[:: max(1, len(centred) // 8192)], full_matrices=False
     )
     rng = np.random.default_rng(seed)
+    if n_heads == 0:
+        return np.zeros((0, hidden, head_dim), np.float32)
     heads = []
     for h in range(n_heads):
         lo = (h * head_dim) % max(1, hidden - head_dim)
@@ -215,7 +217,8 @@ class SemanticBM25Circuit(nnx.Module):
 
         Returns:
             ``query``/``key``: ``[vocab, n_heads, head_dim]`` unit vectors
-            W_Q^h e_t / |.| and W_K^h e_t / |.|; ``idf``: ``[vocab]``.
+            W_Q^h e_t / |.| and W_K^h e_t / |.|; ``key_by_head``: the keys as
+            ``[n_heads, vocab, head_dim]``; ``idf``: ``[vocab]``.
         """
         emb = self.embeddings[...]
         if vocab_ids is not None:
@@ -227,6 +230,9 @@ class SemanticBM25Circuit(nnx.Module):
             for name, w in (("query", self.w_query), ("key", self.w_key)):
                 x = jnp.einsum("vd,hde->vhe", emb, w[...])
                 out[name] = x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)
+            # Head-major keys for the reranking form (a plain batched matmul);
+            # XLA drops this when a caller does not use it.
+            out["key_by_head"] = jnp.transpose(out["key"], (1, 0, 2))
         return out
 
     def match_weights(self, q_ids, d_ids, d_mask, tables=None) -> jax.Array:
@@ -348,6 +354,43 @@ class SemanticBM25Circuit(nnx.Module):
         )
         return {k: x.reshape(b, n, *x.shape[1:]) for k, x in out.items()}
 
+    def contributions_for_query(
+        self, q_ids, q_mask, d_ids, d_mask, *, tables
+    ) -> dict[str, jax.Array]:
+        """The same score for one query against many documents (reranking form).
+
+        The query's soft match against every vocabulary entry is computed
+        once, ``alpha_h(q_i, v)`` as ``[heads, q_len, vocab]``; each document
+        then only gathers its tokens' columns. That is the query-side-only
+        cost of reranking: no per-document projection at all.
+
+        Args:
+            q_ids: ``[1, q_len]``; q_mask: ``[1, q_len]`` bool.
+            d_ids: ``[n_docs, d_len]``; d_mask: ``[n_docs, d_len]`` bool.
+            tables: :meth:`tables` over the full vocabulary.
+
+        Returns:
+            As :meth:`contributions` without ``alpha``, batch = ``n_docs``.
+        """
+        n = d_ids.shape[0]
+        d_mask_f = d_mask.astype(jnp.float32)
+        tfs = []
+        if self.config.n_heads:
+            qh = jnp.take(tables["query"], q_ids[0], axis=0)  # [q, h, e]
+            cos = jnp.einsum("hve,ihe->hvi", tables["key_by_head"], qh)
+            alpha = jnp.exp(self.temperature[:, None, None] * (cos - 1.0))
+            alpha = jnp.transpose(alpha, (1, 0, 2))  # [vocab, h, q]
+            per_doc = jnp.take(alpha, d_ids, axis=0)  # [n, d, h, q]
+            tfs.append(jnp.einsum("ndhq,nd->nhq", per_doc, d_mask_f))
+        if self.config.exact_match_head:
+            same = (q_ids[0][None, :, None] == d_ids[:, None, :]).astype(jnp.float32)
+            tfs.append(jnp.einsum("nqd,nd->nq", same, d_mask_f)[:, None, :])
+        tf = jnp.concatenate(tfs, axis=1)
+        rep = lambda x: jnp.repeat(x, n, axis=0)  # noqa: E731
+        return self._combine(
+            rep(q_ids), rep(q_mask), tf, d_mask_f.sum(-1), tables, None, False
+        )
+
     def _combine(self, q_ids, q_mask, tf, doc_len, tables, idf, exact_only):
         """Saturate tf, weight heads, multiply by idf: BM25's outer form."""
         q_mask = q_mask.astype(jnp.float32)
@@ -377,28 +420,47 @@ class SemanticBM25Circuit(nnx.Module):
 
 
 def fit_idf_to_corpus(
-    circuit: SemanticBM25Circuit, corpus_idf: np.ndarray, df: np.ndarray
+    circuit: SemanticBM25Circuit,
+    corpus_idf: np.ndarray,
+    df: np.ndarray,
+    mode: str = "svd",
 ) -> tuple[float, float, float]:
-    """Fit the idf readout's sign and scale to corpus IDF, in place.
+    """Fit the idf readout to corpus IDF, in place.
 
-    Least squares of softplus^{-1}(idf(t)) on e_t . u over the tokens that
-    occur in the corpus (df > 0), so that softplus(a (e.u) + c) ~ idf.
+    ``mode="svd"`` keeps u as the top singular direction (the study's) and
+    fits its sign and scale: least squares of softplus^{-1}(idf(t)) on
+    e_t . u. ``mode="probe"`` also fits the direction: u is the normalised
+    least-squares probe from embeddings to softplus^{-1}(idf), still one
+    rank-1 readout of the same form. Only tokens occurring in the corpus
+    (df > 0, specials excluded) are fitted.
 
     Args:
-        circuit: the circuit whose ``idf_scale``/``idf_offset`` are set.
+        circuit: the circuit whose ``idf_direction``/``idf_scale``/``idf_offset``
+            are set.
         corpus_idf: ``[vocab]`` IDF of the training collection.
         df: ``[vocab]`` document frequencies (selects the fitted tokens).
+        mode: ``"svd"`` or ``"probe"``.
 
     Returns:
-        ``(a, c, pearson_r)``, r between e.u and corpus IDF on those tokens.
+        ``(a, c, pearson_r)``, r between the fitted idf and corpus IDF on
+        those tokens.
     """
+    if mode not in ("svd", "probe"):
+        raise ValueError(f"idf_init: expected 'svd' or 'probe', got {mode!r}")
     seen = np.asarray(df) > 0
     special = np.asarray(circuit.config.special_ids, dtype=np.int64)
     seen[special[special < seen.size]] = False
-    proj = np.asarray(circuit.embeddings[...] @ circuit.idf_direction[...])[seen]
+    emb = np.asarray(circuit.embeddings[...], dtype=np.float64)[seen]
     target = _inverse_softplus(np.asarray(corpus_idf)[seen])
-    a, c = np.polyfit(proj.astype(np.float64), target, 1)
+    if mode == "probe":
+        design = np.concatenate([emb, np.ones((len(emb), 1))], axis=1)
+        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        u = coef[:-1] / np.linalg.norm(coef[:-1])
+        circuit.idf_direction[...] = jnp.asarray(u, dtype=jnp.float32)
+    proj = emb @ np.asarray(circuit.idf_direction[...], dtype=np.float64)
+    a, c = np.polyfit(proj, target, 1)
     circuit.idf_scale[...] = jnp.asarray(a, dtype=jnp.float32)
     circuit.idf_offset[...] = jnp.asarray(c, dtype=jnp.float32)
-    r = float(np.corrcoef(proj, np.asarray(corpus_idf)[seen])[0, 1])
+    fitted = np.logaddexp(0.0, a * proj + c)
+    r = float(np.corrcoef(fitted, np.asarray(corpus_idf)[seen])[0, 1])
     return float(a), float(c), r

@@ -32,6 +32,9 @@ class StudentConfig:
         avgdl: mean document length in word pieces of the training collection.
         init_k1, init_b: BM25-style starting values for every head.
         init_temperature: sharpness tau of the soft match exp(tau (cos - 1)).
+        idf_init: ``"svd"``: u starts as the top singular direction (the
+            study's IDF direction), sign and scale fitted to corpus IDF;
+            ``"probe"``: u starts as the least-squares IDF probe direction.
         pad_id: the tokenizer's [PAD] id.
         special_ids: ids never scored as query terms nor counted in |d|.
     """
@@ -48,6 +51,7 @@ class StudentConfig:
     init_k1: float = 1.2
     init_b: float = 0.75
     init_temperature: float = 10.0
+    idf_init: str = "svd"
     pad_id: int = 0
     special_ids: tuple[int, ...] = field(default=(0, 100, 101, 102, 103))
     version: int = CONFIG_VERSION

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from tokenizers import Tokenizer
@@ -29,7 +28,7 @@ from semb25.corpus import CorpusStats
 from semb25.student.circuit import SemanticBM25Circuit, fit_idf_to_corpus
 from semb25.student.config import StudentConfig
 from semb25.student.explain import Explanation, explain_pair
-from semb25.student.tokenization import Batch, StudentTokenizer
+from semb25.student.tokenization import Batch, StudentTokenizer, bucket
 from semb25.student.weights import load_student, resolve_student_dir, save_student
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class SemanticBM25:
         config = StudentConfig.from_dict({**config.to_dict(), **updates})
         circuit = SemanticBM25Circuit(config, embeddings, rngs=nnx.Rngs(seed))
         if corpus is not None:
-            a, c, r = fit_idf_to_corpus(circuit, corpus.idf, corpus.df)
+            a, c, r = fit_idf_to_corpus(circuit, corpus.idf, corpus.df, config.idf_init)
             log.info(
                 "IDF direction fitted to corpus IDF of %d documents: Pearson "
                 "r = %.3f (a = %.3f, c = %.3f)",
@@ -136,7 +135,7 @@ class SemanticBM25:
         self._compiled = None
 
     def _scorer(self):
-        """Jitted ``(q_ids, q_mask, d_ids, d_mask) -> scores`` over cached tables."""
+        """Jitted ``(q_ids [1, q], q_mask, d_ids [n, d], d_mask) -> scores [n]``."""
         if self._compiled is None:
             graphdef, state = nnx.split(self.circuit)
             tables = jax.jit(lambda s: nnx.merge(graphdef, s).tables())(state)
@@ -144,7 +143,10 @@ class SemanticBM25:
             @jax.jit
             def score(state, tables, q_ids, q_mask, d_ids, d_mask):
                 circuit = nnx.merge(graphdef, state)
-                return circuit(q_ids, q_mask, d_ids, d_mask, tables=tables)
+                out = circuit.contributions_for_query(
+                    q_ids, q_mask, d_ids, d_mask, tables=tables
+                )
+                return out["score"]
 
             self._compiled = (score, state, tables)
         score, state, tables = self._compiled
@@ -156,9 +158,8 @@ class SemanticBM25:
         return self._compiled[2]
 
     def encode_queries(self, queries: Sequence[str]) -> Batch:
-        return self.tokenizer.batch(
-            queries, self.config.max_query_len, pad_to=self.config.max_query_len
-        )
+        """Query word pieces, padded to a bucketed width (8, 16, 32...)."""
+        return self.tokenizer.batch(queries, self.config.max_query_len, min_width=8)
 
     def encode_docs(self, docs: Sequence[str]) -> list[np.ndarray]:
         return self.tokenizer.token_ids(docs)
@@ -195,9 +196,8 @@ class SemanticBM25:
     ) -> np.ndarray:
         """Score pre-tokenised pairs: row ``q_index[i]`` of ``q_batch`` with doc i.
 
-        Pairs are grouped by document length (sorted, padded to a multiple of
-        32 word pieces, last batch padded to full size) so that XLA compiles
-        only a handful of shapes.
+        Pairs are grouped by document length (sorted, padded to power-of-two
+        widths and row counts) so that XLA compiles only a handful of shapes.
         """
         n = len(doc_ids)
         out = np.zeros(n, dtype=np.float32)
@@ -206,25 +206,35 @@ class SemanticBM25:
         batch_size = batch_size or self.batch_size
         scorer = self._scorer()
         lengths = np.array([min(len(d), self.config.max_doc_len) for d in doc_ids])
-        order = np.argsort(lengths, kind="stable")
-        starts = range(0, n, batch_size)
-        for start in tqdm(starts, desc="student scoring", disable=not show_progress):
-            rows = order[start : start + batch_size]
-            pad = batch_size - len(rows) if n > batch_size else 0
+        # One query at a time (its vocabulary match is computed once), its
+        # documents sorted by length; rows padded to a power of two so that
+        # lists of any size reuse a few compiled shapes.
+        calls = []
+        for q in np.unique(q_index):
+            mine = np.flatnonzero(q_index == q)
+            mine = mine[np.argsort(lengths[mine], kind="stable")]
+            rows_per_call = min(batch_size, bucket(len(mine), 8))
+            calls += [
+                (q, mine[i : i + rows_per_call], rows_per_call)
+                for i in range(0, len(mine), rows_per_call)
+            ]
+        for q, rows, rows_per_call in tqdm(
+            calls, desc="student scoring", disable=not show_progress
+        ):
             docs = self.tokenizer.pad(
                 [doc_ids[r] for r in rows], self.config.max_doc_len
             )
-            q_rows = q_index[rows]
             d_ids, d_mask = docs.ids, docs.mask
+            pad = rows_per_call - len(rows)
             if pad:
-                q_rows = np.concatenate([q_rows, np.repeat(q_rows[:1], pad)])
                 d_ids = np.concatenate([d_ids, np.repeat(d_ids[:1], pad, 0)])
                 d_mask = np.concatenate([d_mask, np.repeat(d_mask[:1], pad, 0)])
+            width = bucket(int(q_batch.mask[q].sum()), 8, q_batch.ids.shape[1])
             scores = scorer(
-                jnp.asarray(q_batch.ids[q_rows]),
-                jnp.asarray(q_batch.mask[q_rows]),
-                jnp.asarray(d_ids),
-                jnp.asarray(d_mask),
+                q_batch.ids[q : q + 1, :width],
+                q_batch.mask[q : q + 1, :width],
+                d_ids,
+                d_mask,
             )
             out[rows] = np.asarray(scores)[: len(rows)]
         return out

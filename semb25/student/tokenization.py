@@ -19,8 +19,16 @@ import numpy as np
 from tokenizers import Tokenizer
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Lengths are padded up to a multiple of this, so jit compiles a few shapes.
-LENGTH_BUCKET = 32
+
+
+def bucket(n: int, minimum: int, maximum: int | None = None) -> int:
+    """``n`` rounded up to a power of two in [minimum, maximum].
+
+    Padding every array dimension to such buckets keeps the number of shapes
+    XLA compiles small (a handful per dimension) at under 2x padding.
+    """
+    width = max(minimum, 1 << max(0, int(n) - 1).bit_length())
+    return width if maximum is None else max(minimum, min(width, maximum))
 
 
 def clean_text(text: str) -> str:
@@ -91,21 +99,26 @@ class StudentTokenizer:
         return [self.tokenizer.id_to_token(int(i)) or "[?]" for i in ids]
 
     def batch(
-        self, texts: Sequence[str], max_len: int, pad_to: int | None = None
+        self,
+        texts: Sequence[str],
+        max_len: int,
+        pad_to: int | None = None,
+        min_width: int = 32,
     ) -> Batch:
         """Tokenise, truncate to ``max_len`` and pad to a bucketed length."""
-        return self.pad(self.token_ids(texts), max_len, pad_to)
+        return self.pad(self.token_ids(texts), max_len, pad_to, min_width)
 
     def pad(
-        self, id_lists: Sequence[np.ndarray], max_len: int, pad_to: int | None = None
+        self,
+        id_lists: Sequence[np.ndarray],
+        max_len: int,
+        pad_to: int | None = None,
+        min_width: int = 32,
     ) -> Batch:
         """Pad pre-tokenised ids; width = ``pad_to`` or the bucketed longest."""
         lengths = np.array([min(len(x), max_len) for x in id_lists], dtype=np.int64)
         longest = int(lengths.max()) if len(lengths) else 0
-        width = pad_to or max(
-            LENGTH_BUCKET, -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET
-        )
-        width = max(width, 1)
+        width = pad_to or bucket(longest, min(min_width, max_len), max_len)
         ids = np.full((len(id_lists), width), self.pad_id, dtype=np.int32)
         for row, (x, n) in enumerate(zip(id_lists, lengths, strict=True)):
             ids[row, :n] = x[:n]

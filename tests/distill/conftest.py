@@ -48,8 +48,11 @@ def small_scores(data_root, tmp_path_factory) -> Path:
 def small_config(tmp_path, minilm_dir):
     def make(steps=12, checkpoint_every=4) -> Path:
         path = tmp_path / f"small-{steps}-{checkpoint_every}.toml"
-        path.write_text(SMALL_CONFIG.format(teacher=minilm_dir, steps=steps,
-                                            checkpoint_every=checkpoint_every))
+        path.write_text(
+            SMALL_CONFIG.format(
+                teacher=minilm_dir, steps=steps, checkpoint_every=checkpoint_every
+            )
+        )
         return path
 
     return make

@@ -61,9 +61,7 @@ def dl19(data_dir):
     for line in (folder / "docs.jsonl").open(encoding="utf-8"):
         row = json.loads(line)
         docs[row["doc_id"]] = row["text"]
-    pairs = [
-        tuple(line.split()[0:3:2]) for line in (folder / "bm25.run").open()
-    ]
+    pairs = [tuple(line.split()[0:3:2]) for line in (folder / "bm25.run").open()]
     return queries, docs, pairs
 
 

@@ -96,8 +96,10 @@ def test_pytorch_bin_only_checkpoint_loads_with_torch(cross_dir, tmp_path):
 
     directory = copy_checkpoint(cross_dir, tmp_path / "bin")
     weights = load_file(str(directory / "model.safetensors"))
-    torch.save({k: torch.from_numpy(v) for k, v in weights.items()},
-               directory / "pytorch_model.bin")
+    torch.save(
+        {k: torch.from_numpy(v) for k, v in weights.items()},
+        directory / "pytorch_model.bin",
+    )
     (directory / "model.safetensors").unlink()
 
     from_bin = load_teacher(str(directory), max_length=64, show_progress=False)

@@ -44,8 +44,10 @@ def test_pair_tokenisation_matches_transformers_longest_first(
         ours = encode_pairs(tokenizer, queries, docs, max_length)
         assert ours.input_ids == ref["input_ids"]
         assert ours.token_type_ids == ref["token_type_ids"]
-    assert max(ours.lengths) <= 512 and max(encode_pairs(
-        tokenizer, queries, docs, 48).lengths) == 48
+    assert (
+        max(ours.lengths) <= 512
+        and max(encode_pairs(tokenizer, queries, docs, 48).lengths) == 48
+    )
 
 
 def test_vocab_txt_fallback_tokenises_like_tokenizer_json(
@@ -55,9 +57,10 @@ def test_vocab_txt_fallback_tokenises_like_tokenizer_json(
         shutil.copy(minilm_dir / name, tmp_path / name)
     queries, docs = dl19_pair_texts
     fallback = encode_pairs(load_tokenizer(tmp_path), queries, docs, 128)
-    assert fallback.input_ids == encode_pairs(
-        load_tokenizer(minilm_dir), queries, docs, 128
-    ).input_ids
+    assert (
+        fallback.input_ids
+        == encode_pairs(load_tokenizer(minilm_dir), queries, docs, 128).input_ids
+    )
 
 
 def test_clean_text_replaces_surrogates_and_drops_control_characters():
@@ -153,8 +156,14 @@ def test_head_mean_ablation_matches_a_torch_hook_on_the_reference(
             self_attention = model.bert.encoder.layer[layer].attention.self
             hooks.append(self_attention.register_forward_hook(hook))
     tokenizer = AutoTokenizer.from_pretrained(str(cross_dir))
-    batch = tokenizer(queries, docs, truncation="longest_first", max_length=128,
-                      padding=True, return_tensors="pt")
+    batch = tokenizer(
+        queries,
+        docs,
+        truncation="longest_first",
+        max_length=128,
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         expected = model(**batch).logits[:, 0].numpy()
     for handle in hooks:

@@ -51,7 +51,11 @@ def test_cross_scores_match_transformers_logits(cross_dir, dl19_pair_texts):
     reference = BertForSequenceClassification.from_pretrained(str(cross_dir)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(cross_dir))
     batch = tokenizer(
-        queries, docs, truncation="longest_first", max_length=128, padding=True,
+        queries,
+        docs,
+        truncation="longest_first",
+        max_length=128,
+        padding=True,
         return_tensors="pt",
     )
     with torch.no_grad():
@@ -72,9 +76,14 @@ def test_tiny_random_cross_encoder_matches_transformers(
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=64, max_position_embeddings=96,
-        num_labels=1, architectures=["BertForSequenceClassification"],
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=96,
+        num_labels=1,
+        architectures=["BertForSequenceClassification"],
         layer_norm_eps=1e-7,
     )
     torch.manual_seed(1)
@@ -86,7 +95,11 @@ def test_tiny_random_cross_encoder_matches_transformers(
 
     queries, docs = dl19_pair_texts
     batch = tokenizer(
-        queries, docs, truncation="longest_first", max_length=96, padding=True,
+        queries,
+        docs,
+        truncation="longest_first",
+        max_length=96,
+        padding=True,
         return_tensors="pt",
     )
     with torch.no_grad():

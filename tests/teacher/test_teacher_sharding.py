@@ -50,7 +50,10 @@ def test_four_device_scores_equal_one_device_scores(
     result = subprocess.run(
         [sys.executable, "-c", WORKER],
         input=json.dumps({"teachers": teachers, "queries": queries, "docs": docs}),
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     sharded = json.loads(result.stdout.strip().splitlines()[-1])

@@ -56,12 +56,18 @@ def run_worker(tmp_path, spec, db, log_file, kill_after=0):
     script.write_text(WORKER)
     # A persistent compilation cache spares the second run XLA's compile time.
     env = {
-        **os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu",
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
     }
     return subprocess.run(
         [sys.executable, str(script), str(db), str(log_file), str(kill_after)],
-        input=json.dumps(spec), capture_output=True, text=True, env=env, timeout=300,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -70,7 +76,8 @@ def test_store_round_trip_and_teacher_isolation(tmp_path):
     store.put_many([("q1", "d1", 1.5), ("q1", "d2", -0.25), ("q2", "d1", 3.0)])
     assert len(store) == 3
     assert store.get_many([("q1", "d2"), ("q9", "d1"), ("q2", "d1")]) == {
-        ("q1", "d2"): -0.25, ("q2", "d1"): 3.0,
+        ("q1", "d2"): -0.25,
+        ("q2", "d1"): 3.0,
     }
     other = ScoreStore(tmp_path / "s.sqlite", "teacher-b")
     assert len(other) == 0 and other.get_many([("q1", "d1")]) == {}
@@ -92,11 +99,19 @@ def test_score_with_store_scores_only_missing_pairs(tmp_path, bi_teacher, dl19):
             calls.append(len(q))
             return real_score(q, d, **kwargs)
 
-    first = score_with_store(Counting(), store, pairs[:12], queries, docs,
-                             chunk_size=5, show_progress=False)
+    first = score_with_store(
+        Counting(), store, pairs[:12], queries, docs, chunk_size=5, show_progress=False
+    )
     assert calls == [5, 5, 2]
-    both = score_with_store(Counting(), store, pairs + pairs[:3], queries, docs,
-                            chunk_size=5, show_progress=False)
+    both = score_with_store(
+        Counting(),
+        store,
+        pairs + pairs[:3],
+        queries,
+        docs,
+        chunk_size=5,
+        show_progress=False,
+    )
     assert calls == [5, 5, 2, 5, 3]  # only the 8 new pairs were scored
     assert both.shape == (23,) and both.dtype == np.float32
     np.testing.assert_array_equal(both[:12], first)
@@ -126,7 +141,8 @@ def test_killed_job_resumes_without_rescoring_and_matches_uninterrupted(
     resumed = run_worker(tmp_path, spec, db, log_file)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     scored = [
-        pair for line in log_file.read_text().splitlines()
+        pair
+        for line in log_file.read_text().splitlines()
         for pair in zip(*json.loads(line), strict=True)
     ]
     assert len(scored) == 200 and len(set(scored)) == 200  # every pair once
@@ -134,8 +150,12 @@ def test_killed_job_resumes_without_rescoring_and_matches_uninterrupted(
     # The uninterrupted reference: the same teacher (max_length 128), in process.
     fresh_store = ScoreStore(tmp_path / "fresh.sqlite", bi_teacher.name)
     fresh_scores = score_with_store(
-        bi_teacher, fresh_store, [tuple(p) for p in chosen], spec["queries"],
-        spec["docs"], show_progress=False,
+        bi_teacher,
+        fresh_store,
+        [tuple(p) for p in chosen],
+        spec["queries"],
+        spec["docs"],
+        show_progress=False,
     )
     resumed_scores = np.array(json.loads(resumed.stdout.strip().splitlines()[-1]))
     assert resumed_scores.shape == (200,)

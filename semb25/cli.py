@@ -1,0 +1,70 @@
+"""The ``semb25`` command: library-side actions on a trained student.
+
+    semb25 rerank  --model RUN_DIR --query "..." PASSAGES.txt [--top-k 10]
+    semb25 explain --model RUN_DIR --query "..." --doc "..." [--html F] [--png F]
+    semb25 summary --model RUN_DIR
+
+Training, evaluation and the circuit analyses are the scripts in ``train/``
+and ``eval/``; this command only loads a student and uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semb25", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    rerank = sub.add_parser("rerank", help="rerank passages (one per line) for a query")
+    rerank.add_argument("passages", help="text file, one passage per line")
+    explain = sub.add_parser("explain", help="per-term breakdown of one score")
+    explain.add_argument("--doc", required=True)
+    explain.add_argument("--html", help="also write an HTML snippet here")
+    explain.add_argument("--png", help="also write a heatmap PNG here")
+    summary = sub.add_parser("summary", help="parameter counts and FLOPs per pair")
+    for p in (rerank, explain, summary):
+        p.add_argument("--model", required=True, help="run or student directory")
+    for p in (rerank, explain):
+        p.add_argument("--query", required=True)
+    rerank.add_argument("--top-k", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    from semb25 import SemanticBM25
+
+    try:
+        model = SemanticBM25.from_pretrained(args.model)
+    except (OSError, ValueError, ConnectionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.action == "rerank":
+        path = Path(args.passages)
+        if not path.is_file():
+            print(f"error: passages file {path}: not found", file=sys.stderr)
+            return 1
+        passages = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        for rank, (i, score) in enumerate(
+            model.rerank(args.query, passages, args.top_k), 1
+        ):
+            print(f"{rank:>3}  {score:8.4f}  {passages[i][:100]}")
+    elif args.action == "explain":
+        ex = model.explain(args.query, args.doc)
+        print(ex.to_text())
+        if args.html:
+            Path(args.html).write_text(ex.to_html(), encoding="utf-8")
+        if args.png:
+            ex.heatmap_png(args.png)
+    else:
+        print(json.dumps(model.summary(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
