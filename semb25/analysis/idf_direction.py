@@ -50,7 +50,7 @@ import tokenizers
 from tqdm.auto import tqdm
 
 from semb25.corpus import CorpusStats, corpus_stats
-from semb25.teacher.tokenization import clean_text
+from semb25.text import clean_text
 
 log = logging.getLogger(__name__)
 

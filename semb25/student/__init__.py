@@ -3,9 +3,11 @@
 from semb25.student.circuit import SemanticBM25Circuit, fit_idf_to_corpus
 from semb25.student.config import StudentConfig
 from semb25.student.explain import Explanation, TermExplanation
+from semb25.student.index import DocIndex
 from semb25.student.model import SemanticBM25
 
 __all__ = [
+    "DocIndex",
     "Explanation",
     "SemanticBM25",
     "SemanticBM25Circuit",

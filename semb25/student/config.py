@@ -56,6 +56,24 @@ class StudentConfig:
     special_ids: tuple[int, ...] = field(default=(0, 100, 101, 102, 103))
     version: int = CONFIG_VERSION
 
+    def __post_init__(self):
+        checks = [
+            (self.n_heads >= 1, "n_heads must be >= 1 (the exact-match head is extra)"),
+            (self.head_dim >= 1, "head_dim must be >= 1"),
+            (
+                self.max_query_len >= 1 and self.max_doc_len >= 1,
+                "max_query_len and max_doc_len must be >= 1",
+            ),
+            (self.avgdl > 0, "avgdl must be > 0"),
+            (self.init_k1 > 0, "init_k1 must be > 0"),
+            (0 < self.init_b < 1, "init_b must be in (0, 1)"),
+            (self.init_temperature > 0, "init_temperature must be > 0"),
+            (self.idf_init in ("svd", "probe"), "idf_init must be 'svd' or 'probe'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"student config: {message}")
+
     @property
     def total_heads(self) -> int:
         """Soft heads plus the exact-match head, if any."""

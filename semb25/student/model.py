@@ -28,6 +28,7 @@ from semb25.corpus import CorpusStats
 from semb25.student.circuit import SemanticBM25Circuit, fit_idf_to_corpus
 from semb25.student.config import StudentConfig
 from semb25.student.explain import Explanation, explain_pair
+from semb25.student.index import DocIndex
 from semb25.student.tokenization import Batch, StudentTokenizer, bucket
 from semb25.student.weights import load_student, resolve_student_dir, save_student
 
@@ -277,17 +278,34 @@ class SemanticBM25:
         query: str,
         docs: Sequence[str] | Mapping[str, str],
         top_k: int | None = None,
+        index: DocIndex | None = None,
     ) -> list[tuple[int | str, float]]:
-        """Rerank candidates: a list (keys are positions) or ``{doc_id: text}``.
+        """Rerank candidates: texts, ``{doc_id: text}``, or doc ids of an index.
+
+        Args:
+            query: the query text.
+            docs: a list of passages (keys are positions), a mapping
+                ``{doc_id: text}``, or, with ``index``, a list of doc ids.
+            top_k: keep the best k.
+            index: a :class:`DocIndex`; documents are then not tokenised again.
 
         Returns:
             ``[(position_or_doc_id, score)]`` sorted by score, best first.
         """
-        keys = (
-            list(docs.keys()) if isinstance(docs, Mapping) else list(range(len(docs)))
-        )
-        texts = list(docs.values()) if isinstance(docs, Mapping) else list(docs)
-        scores = self.score([query] * len(texts), texts)
+        q_batch = self.encode_queries([query])
+        if index is not None:
+            index.check(self)
+            keys = list(docs)
+            doc_ids = index.token_ids(keys)
+        else:
+            keys = (
+                list(docs.keys())
+                if isinstance(docs, Mapping)
+                else list(range(len(docs)))
+            )
+            texts = list(docs.values()) if isinstance(docs, Mapping) else list(docs)
+            doc_ids = self.encode_docs(texts)
+        scores = self.score_tokens(q_batch, np.zeros(len(keys), np.int64), doc_ids)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(keys[i], float(scores[i])) for i in order]
 

@@ -10,7 +10,6 @@ so soft TF undercounts matches after the cut and |d| is capped there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from semb25.text import clean_text
 
 
 def bucket(n: int, minimum: int, maximum: int | None = None) -> int:
@@ -29,14 +28,6 @@ def bucket(n: int, minimum: int, maximum: int | None = None) -> int:
     """
     width = max(minimum, 1 << max(0, int(n) - 1).bit_length())
     return width if maximum is None else max(minimum, min(width, maximum))
-
-
-def clean_text(text: str) -> str:
-    """Replace invalid UTF-8 (lone surrogates) and control characters."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected text as str, got {type(text).__name__}")
-    text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return _CONTROL.sub(" ", text)
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from semb25.text import clean_text
+
 CHARS_PER_TOKEN = 64
 
 
@@ -77,14 +76,6 @@ def load_tokenizer(checkpoint_dir: str | Path) -> Tokenizer:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
-
-
-def clean_text(text: str, max_chars: int | None = None) -> str:
-    """Make any ``str`` safe to tokenise (see the module docstring)."""
-    if max_chars is not None:
-        text = text[:max_chars]
-    text = _SURROGATES.sub("\ufffd", text)
-    return _CONTROL.sub("", text)
 
 
 def encode_pairs(
