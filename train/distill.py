@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         ConnectionError,
         RuntimeError,
     ) as e:
-        logging.getLogger("semb25").error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"trained student in {run_dir}")

@@ -73,7 +73,9 @@ def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
     """The ``train`` or ``eval`` collection: local sample first, else ir_datasets.
 
     A collection given as a path, or found under the data root, is read from
-    local files; otherwise the config's ``<which>_ir_datasets`` id is used.
+    local files. When there is no local data root at all, the config's
+    ``<which>_ir_datasets`` id is used instead; a name missing from an
+    existing data root is an error (a typo, not a reason to download).
     """
     spec = data[which]
     kwargs = {
@@ -86,6 +88,12 @@ def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
     local = Path(spec).expanduser()
     if local.exists() or (root is not None and (root / spec).exists()):
         collection = load_collection(spec, root, **kwargs)
+    elif root is not None and not spec.startswith("irds:") and "/" not in spec:
+        raise ValueError(
+            f"[data] {which} = {spec!r}: no such folder under the data "
+            f"root {root} (folders there: "
+            f"{sorted(p.name for p in root.iterdir() if p.is_dir())})"
+        )
     else:
         irds = data.get(f"{which}_ir_datasets")
         if not irds:
@@ -208,7 +216,15 @@ def distill(
     teacher_cfg = dict(config["teacher"])
     if teacher_id:
         teacher_cfg["id"] = teacher_id
+    # Every setting is checked before any (long) teacher work starts.
     train_cfg = _train_config(config)
+    student_cfg = StudentConfig(
+        **{
+            k: tuple(v) if k == "special_ids" else v
+            for k, v in config.get("student", {}).items()
+        }
+    )
+    _check_data_section(config["data"], config["_path"])
 
     # 1. Teacher scores for the training queries' candidates (cached, resumable).
     collection = resolve_collection(config["data"], "train", data_root)
@@ -232,12 +248,6 @@ def distill(
     teacher_seconds = time.perf_counter() - t0
 
     # 2. The student, its IDF direction fitted to this collection's IDF.
-    student_cfg = StudentConfig(
-        **{
-            k: tuple(v) if k == "special_ids" else v
-            for k, v in config.get("student", {}).items()
-        }
-    )
     model = SemanticBM25.create(
         teacher.token_embeddings, teacher.tokenizer, student_cfg
     )
@@ -337,6 +347,24 @@ def distill(
         trainer.step,
     )
     return run_dir
+
+
+def _check_data_section(data: dict, path: str) -> None:
+    """Types and ranges of ``[data]``, each error naming the field."""
+    if not isinstance(data.get("train"), str):
+        raise ValueError(f"config {path}: [data] train must name a collection")
+    fraction = data.get("validation_fraction", 0.1)
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ValueError(
+            f"config {path}: [data] validation_fraction must be in "
+            f"[0, 1), got {fraction!r}"
+        )
+    for name in ("max_candidates", "max_queries"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, int) or value < 2):
+            raise ValueError(
+                f"config {path}: [data] {name} must be an integer >= 2, got {value!r}"
+            )
 
 
 def _train_config(config: dict) -> TrainConfig:

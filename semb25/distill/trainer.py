@@ -77,6 +77,62 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
 
+    def __post_init__(self):
+        from semb25.distill.losses import LOSSES
+
+        ints = (
+            "steps",
+            "queries_per_batch",
+            "docs_per_query",
+            "warmup_steps",
+            "checkpoint_every",
+            "validate_every",
+            "keep_checkpoints",
+            "seed",
+        )
+        for name in ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"[train] {name}: expected an integer, got {value!r}")
+        floats = (
+            "learning_rate",
+            "embedding_learning_rate",
+            "weight_decay",
+            "clip_norm",
+            "temperature",
+        )
+        for name in floats:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"[train] {name}: expected a number, got {value!r}")
+        checks = [
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.queries_per_batch >= 1, "queries_per_batch must be >= 1"),
+            (self.docs_per_query >= 2, "docs_per_query must be >= 2"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (
+                self.checkpoint_every >= 1 and self.validate_every >= 1,
+                "checkpoint_every and validate_every must be >= 1",
+            ),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+            (
+                self.learning_rate > 0 and self.embedding_learning_rate >= 0,
+                "learning rates must be > 0",
+            ),
+            (self.temperature > 0, "temperature must be > 0"),
+            (self.clip_norm > 0, "clip_norm must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"[train] {message}")
+        unknown = sorted(set(self.losses) - set(LOSSES))
+        if unknown:
+            raise ValueError(
+                f"[train.losses] unknown loss(es) {unknown}; known {LOSSES}"
+            )
+        if not any(float(w) for w in self.losses.values()):
+            raise ValueError("[train.losses] at least one loss needs a non-zero weight")
+
 
 def make_optimizer(cfg: TrainConfig, params) -> optax.GradientTransformation:
     """AdamW + warmup-cosine, clipped, embeddings on their own learning rate."""

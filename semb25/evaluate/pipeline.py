@@ -175,6 +175,13 @@ def evaluate(
         raise ValueError(f"student {student_dir}: no teacher recorded; pass --teacher")
     collection = _eval_collection(model_dir, collection_spec, data_root, max_candidates)
     qids = [q for q in collection.queries if collection.candidates.get(q)]
+    warnings = []
+    if provenance.get("train_collection") == collection.name:
+        warnings.append(
+            f"{collection.name} is the collection the student was "
+            "trained on: its scores here are not held-out results"
+        )
+        log.warning("%s", warnings[-1])
     log.info(
         "evaluating on %s (%s): %d queries, %d pairs",
         collection.name,
@@ -219,6 +226,7 @@ def evaluate(
         f"per query over the first {len(timed)} queries' candidates, same machine, "
         "same run; teacher not cached, student after a compiling warm-up"
     )
+    report["warnings"] = warnings
     report["student"] = {
         "dir": str(student_dir),
         **model.summary(),

@@ -263,6 +263,7 @@ class SemanticBM25:
         return_documents: bool = False,
     ) -> list[dict]:
         """CrossEncoder-style ``[{"corpus_id", "score"[, "text"]}]``, best first."""
+        _check_rerank_args(query, documents, top_k)
         scores = self.score([query] * len(documents), list(documents))
         order = np.argsort(-scores, kind="stable")[:top_k]
         ranked = []
@@ -292,6 +293,7 @@ class SemanticBM25:
         Returns:
             ``[(position_or_doc_id, score)]`` sorted by score, best first.
         """
+        _check_rerank_args(query, docs, top_k)
         q_batch = self.encode_queries([query])
         if index is not None:
             index.check(self)
@@ -338,3 +340,15 @@ class SemanticBM25:
             "flops_assumption": f"query of {q_len} and document of "
             f"{d_len:.0f} word pieces, lookup tables cached",
         }
+
+
+def _check_rerank_args(query, docs, top_k) -> None:
+    """Reject the argument mix-ups that would otherwise rank silently."""
+    if not isinstance(query, str):
+        raise TypeError(f"query: expected str, got {type(query).__name__}")
+    if isinstance(docs, (str, bytes)):
+        raise TypeError(
+            "docs: expected a list of passages or a mapping, got a single string"
+        )
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+        raise ValueError(f"top_k: expected None or an integer >= 0, got {top_k!r}")

@@ -189,3 +189,47 @@ def test_nan_loss_stops_with_step_and_batch_and_keeps_checkpoint(student, tmp_pa
     assert trainer.checkpoints.latest_step() == 2
     restored = Trainer(student.circuit, sampler, cfg, tmp_path / "run")
     assert restored.restore_latest() and restored.step == 2
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "message"),
+    [
+        ("train", "steps = -5", r"\[train\] steps must be >= 1"),
+        ("train", "steps = 400.5", r"\[train\] steps: expected an integer, got 400.5"),
+        ("train", "queries_per_batch = 0", r"queries_per_batch must be >= 1"),
+        ("student", 'n_heads = "four"', r"n_heads expected int, got 'four'"),
+        (
+            "data",
+            "validation_fraction = 1.5",
+            r"validation_fraction must be in \[0, 1\)",
+        ),
+        (
+            "data",
+            'train = "dev-sampel"',
+            r"'dev-sampel': no such folder under the data",
+        ),
+    ],
+)
+def test_config_errors_name_the_field_before_any_teacher_work(
+    small_config, small_scores, tmp_path, data_root, section, line, message
+):
+    from semb25.distill.pipeline import distill
+
+    text = small_config().read_text()
+    key = line.split(" =")[0]
+    lines = [ln for ln in text.splitlines() if not ln.startswith(f"{key} =")]
+    at = lines.index(f"[{section}]") + 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("\n".join(lines[:at] + [line] + lines[at:]) + "\n")
+    with pytest.raises(ValueError, match=message):
+        distill(bad, data_root, out=tmp_path / "run", scores_file=small_scores)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_rerank_rejects_argument_mix_ups(student):
+    with pytest.raises(TypeError, match="single string"):
+        student.rerank("flea", "a flea passage")
+    with pytest.raises(TypeError, match="query: expected str"):
+        student.rerank(None, ["a"])
+    with pytest.raises(ValueError, match="top_k"):
+        student.rerank("flea", ["a"], top_k=-1)

@@ -130,9 +130,9 @@ def test_summary_counts_parameters(student):
     assert s["flops_per_pair"] > 0
 
 
-def test_document_index_reranks_like_text_and_survives_save_load(student,
-                                                                 dl19_passages,
-                                                                 tmp_path):
+def test_document_index_reranks_like_text_and_survives_save_load(
+    student, dl19_passages, tmp_path
+):
     from semb25 import DocIndex
 
     docs = {f"d{i}": p for i, p in enumerate(dl19_passages[:20])}
@@ -143,8 +143,9 @@ def test_document_index_reranks_like_text_and_survives_save_load(student,
     by_text = student.rerank(query, docs)
     by_index = student.rerank(query, list(docs), index=loaded)
     assert [d for d, _ in by_index] == [d for d, _ in by_text]
-    np.testing.assert_allclose([s for _, s in by_index], [s for _, s in by_text],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [s for _, s in by_index], [s for _, s in by_text], rtol=1e-6
+    )
     with pytest.raises(KeyError, match="unknown doc id 'nope'"):
         student.rerank(query, ["nope"], index=loaded)
     (tmp_path / "bad.npz").write_bytes(b"not an index")
