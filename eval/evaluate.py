@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed-queries",
         type=int,
-        default=5,
-        help="queries timed per model (default 5)",
+        default=3,
+        help="queries timed per model (default 3)",
     )
     parser.add_argument(
         "--no-axioms", action="store_true", help="skip the axiomatic diagnostics"
