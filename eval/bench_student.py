@@ -5,18 +5,22 @@ DL 2019 BM25 run (query order, then rank order), on this machine's CPU, in one
 run. Each model first makes one untimed warm-up pass over the same pairs (JAX
 compiles its length-bucket shapes there); the teacher is then timed once and
 the student ``--student-passes`` times (median kept: one pass is short),
-and once more on pre-tokenised inputs (``score_tokens``) to show how much of
-its time is tokenisation.
+once more on pre-tokenised inputs (``score_tokens``) to show how much of
+its time is tokenisation, and once through a :class:`DocIndex` of the passages
+(built untimed: ids, plus key vectors for a contextual student), which is
+reranking's query-side-only cost.
 Then the student's ``rerank`` latency for one query is timed over 100 and over
 1,000 candidates (its 100 BM25 candidates, plus 900 other DL19 passages drawn
 with ``--seed``), ``--repeats`` times each after one warm-up call per size;
 p50 and p95 are printed.
 
 With ``--model DIR`` the trained student there is timed; otherwise an untrained
-one built from the teacher's token embeddings and tokenizer. Speed does not
-depend on training (same shapes and operations; only weight values differ).
+one built from the teacher's token embeddings and tokenizer, with
+``--context-layers`` light context layers (default 0). Speed does not depend
+on training (same shapes and operations; only weight values differ).
 
     python eval/bench_student.py --pairs 1000 --repeats 20 [--model runs/demo]
+    python eval/bench_student.py --context-layers 1   # the contextual variant
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ def main() -> None:
     parser.add_argument("--student-passes", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--context-layers", type=int, default=0, help="untrained student only"
+    )
     default_data = os.environ.get(
         "SEMB25_DATA", str(REPO.parent / "shared" / "data" / "msmarco-passage")
     )
@@ -71,6 +78,8 @@ def main() -> None:
     import jax
 
     from semb25.data import load_collection
+    from semb25.student.config import StudentConfig
+    from semb25.student.index import DocIndex
     from semb25.student.model import SemanticBM25
     from semb25.teacher import load_teacher
 
@@ -90,7 +99,11 @@ def main() -> None:
         origin = f"trained, from {args.model}"
     else:
         tokenizer_json = Path(teacher.checkpoint_dir) / "tokenizer.json"
-        student = SemanticBM25.create(teacher.token_embeddings, tokenizer_json)
+        student = SemanticBM25.create(
+            teacher.token_embeddings,
+            tokenizer_json,
+            StudentConfig(context_layers=args.context_layers),
+        )
         origin = "untrained, built from the teacher's embeddings"
     cfg = student.config
     print(
@@ -99,7 +112,8 @@ def main() -> None:
     )
     print(
         f"student ({origin}): {cfg.n_heads} soft heads + "
-        f"{int(cfg.exact_match_head)} exact-match head, max_doc_len "
+        f"{int(cfg.exact_match_head)} exact-match head, "
+        f"{cfg.context_layers} context layers, max_doc_len "
         f"{cfg.max_doc_len}, batch {student.batch_size}"
     )
     print(
@@ -123,6 +137,20 @@ def main() -> None:
         timed(student.score_tokens, q_batch, q_index, doc_ids)[0]
         for _ in range(args.student_passes)
     )
+
+    # Reranking's form: passages indexed beforehand (untimed), query-side work.
+    ids = [d for _, d in pairs]
+    index = DocIndex.build(student, dict(zip(ids, docs, strict=True)))
+    indexed = (index.token_ids(ids), index.key_vectors(ids))
+    student.score_tokens(q_batch, q_index, indexed[0], doc_keys=indexed[1])
+    t_index = statistics.median(
+        timed(
+            lambda: student.score_tokens(
+                q_batch, q_index, indexed[0], doc_keys=indexed[1]
+            )
+        )[0]
+        for _ in range(args.student_passes)
+    )
     n = len(pairs)
     print(
         f"warm-up (excluded): student {warm_student:.2f} s, "
@@ -136,8 +164,13 @@ def main() -> None:
         f"student, pre-tokenised (score_tokens): {n / t_tokens:10.1f} pairs/s "
         f"({t_tokens * 1e3:.1f} ms; tokenisation is the rest)"
     )
+    print(
+        f"student, from a DocIndex: {n / t_index:10.1f} pairs/s "
+        f"({t_index * 1e3:.1f} ms)"
+    )
     print(f"teacher: {n / t_teacher:10.1f} pairs/s ({t_teacher:.2f} s, one pass)")
-    print(f"student / teacher throughput: {t_teacher / t_student:.0f}x")
+    print(f"student / teacher throughput, from text: {t_teacher / t_student:.0f}x")
+    print(f"student / teacher throughput, from a DocIndex: {t_teacher / t_index:.0f}x")
 
     # Latency: one query, its 100 candidates, then 1,000 with other passages.
     qid = next(iter(collection.queries))

@@ -1,6 +1,8 @@
 """The ``semb25`` command: library-side actions on a trained student.
 
     semb25 rerank  --model RUN_DIR --query "..." PASSAGES.txt [--top-k 10]
+    semb25 index   --model RUN_DIR DOCS.jsonl --out INDEX.npz
+    semb25 rerank  --model RUN_DIR --query "..." --index INDEX.npz DOC_IDS.txt
     semb25 explain --model RUN_DIR --query "..." --doc "..." [--html F] [--png F]
     semb25 summary --model RUN_DIR
 
@@ -20,13 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semb25", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     rerank = sub.add_parser("rerank", help="rerank passages (one per line) for a query")
-    rerank.add_argument("passages", help="text file, one passage per line")
+    rerank.add_argument(
+        "passages",
+        help="text file, one passage per line (with --index: one doc id per line)",
+    )
+    rerank.add_argument("--index", help="a DocIndex built by 'semb25 index'")
+    index = sub.add_parser(
+        "index", help="precompute a DocIndex of passages for fast reranking"
+    )
+    index.add_argument("docs", help='JSON lines {"doc_id": ..., "text": ...}')
+    index.add_argument("--out", required=True, help="the index file (.npz)")
     explain = sub.add_parser("explain", help="per-term breakdown of one score")
     explain.add_argument("--doc", required=True)
     explain.add_argument("--html", help="also write an HTML snippet here")
     explain.add_argument("--png", help="also write a heatmap PNG here")
     summary = sub.add_parser("summary", help="parameter counts and FLOPs per pair")
-    for p in (rerank, explain, summary):
+    for p in (rerank, explain, summary, index):
         p.add_argument("--model", required=True, help="run or student directory")
     for p in (rerank, explain):
         p.add_argument("--query", required=True)
@@ -37,8 +48,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model = SemanticBM25.from_pretrained(args.model)
-    except (OSError, ValueError, ConnectionError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if args.action == "index":
+            return _index(model, args)
+        if args.action == "rerank" and args.index:
+            return _rerank_indexed(model, args)
+    except (OSError, ValueError, ConnectionError, KeyError) as e:
+        # A KeyError's str() quotes its message; print the message itself.
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
         return 1
     if args.action == "rerank":
         path = Path(args.passages)
@@ -63,6 +80,35 @@ def main(argv: list[str] | None = None) -> int:
             ex.heatmap_png(args.png)
     else:
         print(json.dumps(model.summary(), indent=2))
+    return 0
+
+
+def _index(model, args) -> int:
+    from semb25.data.collection import read_docs
+    from semb25.student.index import DocIndex
+
+    path = Path(args.docs)
+    if not path.is_file():
+        raise FileNotFoundError(f"docs file {path}: not found")
+    docs = read_docs(path)
+    index = DocIndex.build(model, docs, show_progress=True)
+    index.save(args.out)
+    kind = "ids and key vectors" if index.keys is not None else "ids"
+    print(f"indexed {len(index)} passages ({kind}) to {args.out}")
+    return 0
+
+
+def _rerank_indexed(model, args) -> int:
+    from semb25.student.index import DocIndex
+
+    path = Path(args.passages)
+    if not path.is_file():
+        raise FileNotFoundError(f"doc ids file {path}: not found")
+    doc_ids = [x.strip() for x in path.read_text(encoding="utf-8").splitlines()]
+    index = DocIndex.load(args.index)
+    ranked = model.rerank(args.query, [d for d in doc_ids if d], args.top_k, index)
+    for rank, (doc_id, score) in enumerate(ranked, 1):
+        print(f"{rank:>3}  {score:8.4f}  {doc_id}")
     return 0
 
 

@@ -484,15 +484,26 @@ def _candidates_from_scoreddocs(
                 break
             grouped[sd.query_id] = []
         grouped[sd.query_id].append((sd.doc_id, float(sd.score)))
-    candidates = {}
-    for qid, rows in grouped.items():
-        if len({score for _, score in rows}) == 1 and len(rows) > 1:
-            rows = [(doc_id, -float(rank)) for rank, (doc_id, _) in enumerate(rows, 1)]
-            logger.debug("query %s: constant scoreddocs scores, using -rank", qid)
-        else:
-            rows = sorted(rows, key=lambda r: (-r[1], r[0]))
-        candidates[qid] = rows[:max_candidates]
-    return candidates
+    return {
+        qid: rank_candidates(qid, rows, max_candidates) for qid, rows in grouped.items()
+    }
+
+
+def rank_candidates(
+    qid: str, rows: list[tuple[str, float]], max_candidates: int | None
+) -> list[tuple[str, float]]:
+    """One query's scoreddocs rows best first, truncated to ``max_candidates``.
+
+    Rows whose scores are all equal (the top-1000 files' constant score) keep
+    the stream order and get score = -rank; others are sorted by score, then
+    doc id.
+    """
+    if len({score for _, score in rows}) == 1 and len(rows) > 1:
+        rows = [(doc_id, -float(rank)) for rank, (doc_id, _) in enumerate(rows, 1)]
+        logger.debug("query %s: constant scoreddocs scores, using -rank", qid)
+    else:
+        rows = sorted(rows, key=lambda r: (-r[1], r[0]))
+    return rows[:max_candidates]
 
 
 def _candidates_from_docpairs(

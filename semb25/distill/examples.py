@@ -143,6 +143,9 @@ class BatchSampler:
     as an uninterrupted one. Each epoch is a seeded permutation of the
     queries; each query contributes ``docs_per_query`` candidates drawn
     without replacement (padded with a False mask when it has fewer).
+
+    ``positional=True`` adds each candidate's word pieces by position (a
+    contextual student needs them; term counts do not keep the order).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class BatchSampler:
         teacher_mean: float,
         teacher_std: float,
         pad_id: int = 0,
+        positional: bool = False,
     ):
         if len(groups) < queries_per_batch:
             raise ValueError(
@@ -166,6 +170,7 @@ class BatchSampler:
         self.b, self.n = queries_per_batch, docs_per_query
         self.max_q, self.max_d = max_query_len, max_doc_len
         self.seed, self.pad_id = seed, pad_id
+        self.positional = positional
         self.mean, self.std = teacher_mean, teacher_std
         self.steps_per_epoch = len(self.groups) // queries_per_batch
 
@@ -177,7 +182,9 @@ class BatchSampler:
             ``q_ids [B, Lq]`` as positions in ``vocab``, ``q_mask [B, Lq]``;
             ``counts [B, N, V]``: each candidate's term counts over ``vocab``;
             ``teacher [B, N]`` (standardised), ``where [B, N]`` (False on
-            padded candidates), ``query_index [B]`` (indices into ``groups``).
+            padded candidates), ``query_index [B]`` (indices into ``groups``);
+            when positional, also ``q_tokens [B, Lq]`` (vocabulary ids),
+            ``d_tokens [B, N, Ld]`` and ``d_mask [B, N, Ld]``.
         """
         epoch, offset = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.groups))
@@ -245,7 +252,7 @@ class BatchSampler:
         for row, col, d in docs:
             np.add.at(counts[row, col], inverse[offset : offset + len(d)], 1.0)
             offset += len(d)
-        return {
+        batch = {
             "vocab": vocab[None].astype(np.int32),
             "q_ids": local_q.astype(np.int32),
             "q_mask": np.arange(q_width)[None] < q_len[:, None],
@@ -253,6 +260,26 @@ class BatchSampler:
             "teacher": teacher,
             "where": where,
             "query_index": chosen.astype(np.int64),
+        }
+        if self.positional:
+            batch.update(self._positions(q_ids, docs, n))
+        return batch
+
+    def _positions(self, q_ids, docs, n: int) -> dict[str, np.ndarray]:
+        """Vocabulary ids by position, padded to a power-of-two length."""
+        from semb25.student.tokenization import bucket
+
+        longest = max((len(d) for _, _, d in docs), default=1)
+        width = bucket(longest, min(32, self.max_d), self.max_d)
+        d_tokens = np.full((self.b, n, width), self.pad_id, np.int32)
+        d_mask = np.zeros((self.b, n, width), bool)
+        for row, col, d in docs:
+            d_tokens[row, col, : len(d)] = d
+            d_mask[row, col, : len(d)] = True
+        return {
+            "q_tokens": q_ids.astype(np.int32),
+            "d_tokens": d_tokens,
+            "d_mask": d_mask,
         }
 
 

@@ -4,8 +4,10 @@
 holds the best student by validation nDCG@10 (loadable with
 ``SemanticBM25.from_pretrained(run_dir)``), the last-step student in
 ``final/``, orbax checkpoints, ``metrics.jsonl``, ``train.log``, the config
-used (``config.toml``) and ``run.json`` (teacher, data sources, split, seed,
-timings).
+used (``config.toml``), ``run.json`` (teacher, data sources, split, seed,
+timings) and ``examples/``, the training examples
+(:mod:`semb25.distill.example_store`): a rerun after a kill continues building
+them after the last complete chunk.
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ from dataclasses import fields
 from pathlib import Path
 
 from semb25.atomic import atomic_write_json, atomic_write_text
-from semb25.corpus import corpus_stats
 from semb25.data import Collection, load_collection, resolve_data_root
+from semb25.data.collection import IRDS_PREFIX, KNOWN_IRDS_IDS
+from semb25.data.stream import (
+    CandidateStream,
+    load_ir_datasets_stream,
+    stream_collection,
+)
+from semb25.distill.example_store import (
+    ExampleStore,
+    TeacherScorer,
+    build_example_store,
+)
 from semb25.distill.examples import (
     BatchSampler,
     QueryGroup,
-    build_groups,
     read_score_file,
     teacher_standardisation,
 )
@@ -69,8 +80,9 @@ def default_cache_path() -> Path:
     return root / "teacher_scores.sqlite"
 
 
-def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
-    """The ``train`` or ``eval`` collection: local sample first, else ir_datasets.
+def _locate(data: dict, which: str, data_root=None) -> tuple[str, Path | None]:
+    """The spec to load for ``which`` (a local name or path, or ``irds:<id>``)
+    and the data root.
 
     A collection given as a path, or found under the data root, is read from
     local files. When there is no local data root at all, the config's
@@ -78,37 +90,43 @@ def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
     existing data root is an error (a typo, not a reason to download).
     """
     spec = data[which]
+    root = resolve_data_root(data_root)
+    local = Path(spec).expanduser()
+    if local.exists() or (root is not None and (root / spec).exists()):
+        return spec, root
+    if root is not None and not spec.startswith("irds:") and "/" not in spec:
+        raise ValueError(
+            f"[data] {which} = {spec!r}: no such folder under the data "
+            f"root {root} (folders there: "
+            f"{sorted(p.name for p in root.iterdir() if p.is_dir())})"
+        )
+    irds = data.get(f"{which}_ir_datasets")
+    if not irds:
+        raise ValueError(
+            f"collection {spec!r}: not found under data root {root} "
+            f"and no {which}_ir_datasets id in the config"
+        )
+    log.info(
+        "%s collection: %r not found locally (data root %s); using ir_datasets %s",
+        which,
+        spec,
+        root,
+        irds,
+    )
+    return f"{IRDS_PREFIX}{irds}", root
+
+
+def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
+    """The ``train`` or ``eval`` collection: local sample first, else ir_datasets
+    (see :func:`_locate`)."""
     kwargs = {
         "max_candidates": data.get("max_candidates")
         if which == "train"
         else data.get("eval_max_candidates"),
         "max_queries": data.get("max_queries") if which == "train" else None,
     }
-    root = resolve_data_root(data_root)
-    local = Path(spec).expanduser()
-    if local.exists() or (root is not None and (root / spec).exists()):
-        collection = load_collection(spec, root, **kwargs)
-    elif root is not None and not spec.startswith("irds:") and "/" not in spec:
-        raise ValueError(
-            f"[data] {which} = {spec!r}: no such folder under the data "
-            f"root {root} (folders there: "
-            f"{sorted(p.name for p in root.iterdir() if p.is_dir())})"
-        )
-    else:
-        irds = data.get(f"{which}_ir_datasets")
-        if not irds:
-            raise ValueError(
-                f"collection {spec!r}: not found under data root {root} "
-                f"and no {which}_ir_datasets id in the config"
-            )
-        log.info(
-            "%s collection: %r not found locally (data root %s); using ir_datasets %s",
-            which,
-            spec,
-            root,
-            irds,
-        )
-        collection = load_collection(f"irds:{irds}", **kwargs)
+    spec, root = _locate(data, which, data_root)
+    collection = load_collection(spec, root, **kwargs)
     log.info(
         "%s collection %s from %s: %d queries, %d candidate pairs",
         which,
@@ -118,6 +136,25 @@ def resolve_collection(data: dict, which: str, data_root=None) -> Collection:
         len(collection.pairs()),
     )
     return collection
+
+
+def resolve_train_stream(data: dict, data_root=None) -> CandidateStream:
+    """The training collection's candidate lists as a stream.
+
+    Local collections are loaded (they are samples) and viewed as a stream;
+    an ir_datasets one is read query by query, never whole.
+    """
+    kwargs = {
+        "max_candidates": data.get("max_candidates"),
+        "max_queries": data.get("max_queries"),
+    }
+    spec, root = _locate(data, "train", data_root)
+    if spec.startswith(IRDS_PREFIX) or spec in KNOWN_IRDS_IDS:
+        stream = load_ir_datasets_stream(spec.removeprefix(IRDS_PREFIX), **kwargs)
+    else:
+        stream = stream_collection(load_collection(spec, root, **kwargs))
+    log.info("train collection %s from %s (streamed)", stream.name, stream.source)
+    return stream
 
 
 def collection_teacher_scores(
@@ -144,15 +181,94 @@ def collection_teacher_scores(
     return dict(zip(pairs, (float(s) for s in scores), strict=True))
 
 
+def is_validation(qid: str, fraction: float, seed: int) -> bool:
+    """Whether a query is held out: its seeded hash, as a number in [0, 1),
+    is below ``fraction`` (decided per query, so it can be asked of a stream)."""
+    digest = hashlib.sha256(f"{seed}:{qid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 def split_queries(qids: list[str], fraction: float, seed: int) -> tuple[set, set]:
     """Deterministic train/validation split of query ids by a seeded hash."""
-
-    def draw(qid: str) -> float:
-        digest = hashlib.sha256(f"{seed}:{qid}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    val = {q for q in qids if draw(q) < fraction}
+    val = {q for q in qids if is_validation(q, fraction, seed)}
     return set(qids) - val, val
+
+
+class _FileScores:
+    """Scores of a ``qid doc_id score`` file, read on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.seconds = 0.0
+        self._scores: dict | None = None
+
+    def __call__(self, pairs, queries, docs) -> dict:
+        if self._scores is None:
+            t0 = time.perf_counter()
+            self._scores = read_score_file(self.path)
+            self.seconds += time.perf_counter() - t0
+            log.info("teacher scores: %d read from %s", len(self._scores), self.path)
+        return self._scores
+
+
+def build_training_examples(
+    folder: str | Path,
+    stream: CandidateStream,
+    teacher,
+    tokenizer,
+    special_ids,
+    data: dict,
+    seed: int,
+    scores_file: str | Path | None = None,
+    cache_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> tuple[ExampleStore, float]:
+    """The training examples of ``[data]`` in an example store in ``folder``.
+
+    Scores come from ``scores_file`` when given, else from the teacher through
+    the score store at ``cache_path``. Returns the store and the seconds spent
+    getting teacher scores.
+    """
+    fraction = data.get("validation_fraction", 0.1)
+    fingerprint = {
+        "source": stream.source,
+        "max_candidates": data.get("max_candidates"),
+        "max_queries": data.get("max_queries"),
+        "validation_fraction": fraction,
+        "teacher": teacher.name,
+        "scores_file": None,
+    }
+    options = dict(
+        vocab_size=int(teacher.token_embeddings.shape[0]),
+        exclude_ids=special_ids,
+        is_train=lambda qid: not is_validation(qid, fraction, seed),
+        cross_query_negatives=data.get("cross_query_negatives", 0),
+        seed=seed,
+        total=data.get("max_queries"),
+        show_progress=show_progress,
+    )
+    if scores_file:
+        info = Path(scores_file).stat()
+        fingerprint["scores_file"] = [
+            str(Path(scores_file).resolve()),
+            info.st_size,
+            info.st_mtime_ns,
+        ]
+        scorer = _FileScores(scores_file)
+        store = build_example_store(
+            folder, stream, tokenizer, scorer, fingerprint=fingerprint, **options
+        )
+        return store, scorer.seconds
+
+    from semb25.teacher.store import ScoreStore
+
+    cache_path = Path(cache_path or default_cache_path())
+    with ScoreStore(cache_path, teacher.name) as scores:
+        scorer = TeacherScorer(teacher, scores)
+        store = build_example_store(
+            folder, stream, tokenizer, scorer, fingerprint=fingerprint, **options
+        )
+    return store, scorer.seconds
 
 
 def make_validator(
@@ -226,8 +342,10 @@ def distill(
     )
     _check_data_section(config["data"], config["_path"])
 
-    # 1. Teacher scores for the training queries' candidates (cached, resumable).
-    collection = resolve_collection(config["data"], "train", data_root)
+    # 1. Training examples: each query's candidates with their teacher scores
+    # (cached, resumable), tokenised into an on-disk store, chunk by chunk.
+    data = config["data"]
+    stream = resolve_train_stream(data, data_root)
     from semb25.teacher import load_teacher
 
     teacher = load_teacher(
@@ -237,26 +355,26 @@ def distill(
         batch_size=teacher_cfg.get("batch_size", 32),
         show_progress=show_progress,
     )
-    t0 = time.perf_counter()
-    if scores_file:
-        scores = read_score_file(scores_file)
-        log.info("teacher scores: %d read from %s", len(scores), scores_file)
-    else:
-        scores = collection_teacher_scores(
-            teacher, collection, cache_path, show_progress
-        )
-    teacher_seconds = time.perf_counter() - t0
-
-    # 2. The student, its IDF direction fitted to this collection's IDF.
     model = SemanticBM25.create(
         teacher.token_embeddings, teacher.tokenizer, student_cfg
     )
-    doc_ids = sorted({d for _, d in collection.pairs()})
-    stats = corpus_stats(
-        model.tokenizer.token_ids([collection.docs[d] for d in doc_ids]),
-        teacher.token_embeddings.shape[0],
+    t0 = time.perf_counter()
+    store, teacher_seconds = build_training_examples(
+        run_dir / "examples",
+        stream,
+        teacher,
+        model.tokenizer,
         model.config.special_ids,
+        data,
+        train_cfg.seed,
+        scores_file,
+        cache_path,
+        show_progress,
     )
+    examples_seconds = time.perf_counter() - t0
+
+    # 2. The student, its IDF direction fitted to this collection's IDF.
+    stats = store.corpus_stats()
     model = SemanticBM25.create(
         teacher.token_embeddings,
         teacher.tokenizer,
@@ -266,16 +384,12 @@ def distill(
     )
 
     # 3. Distil on the training split, validate on the held-out queries.
-    qids = list(collection.candidates)
-    train_q, val_q = split_queries(
-        qids, config["data"].get("validation_fraction", 0.1), train_cfg.seed
-    )
-    candidates = {q: [d for d, _ in collection.candidates[q]] for q in qids}
-    groups, skipped = build_groups(
-        candidates, collection.queries, collection.docs, scores, model.tokenizer
-    )
-    train_groups = [g for g in groups if g.qid in train_q]
-    val_groups = [g for g in groups if g.qid in val_q]
+    fraction = data.get("validation_fraction", 0.1)
+    train_groups, val_groups = [], []
+    for g in store:
+        held_out = is_validation(g.qid, fraction, train_cfg.seed)
+        (val_groups if held_out else train_groups).append(g)
+    skipped = store.skipped
     mean, std = teacher_standardisation(train_groups)
     sampler = BatchSampler(
         train_groups,
@@ -294,13 +408,15 @@ def distill(
     provenance = {
         "teacher": teacher.name,
         "teacher_kind": teacher.kind,
-        "train_collection": collection.name,
-        "source": collection.source,
+        "train_collection": stream.name,
+        "source": stream.source,
         "seed": train_cfg.seed,
         "config": name,
     }
     validate = (
-        make_validator(trainer, sampler, val_groups, collection.qrels)
+        make_validator(
+            trainer, sampler, val_groups, stream.qrels(g.qid for g in val_groups)
+        )
         if val_groups
         else None
     )
@@ -337,7 +453,11 @@ def distill(
             "corpus": {"n_docs": stats.n_docs, "avgdl": stats.avgdl},
             "steps": trainer.step,
             "final_loss": rows[-1]["loss"] if rows else None,
+            "example_store": str(store.folder),
+            "n_train_pairs": sum(len(g.teacher) for g in train_groups),
+            "cross_query_negatives": data.get("cross_query_negatives", 0),
             "teacher_seconds": teacher_seconds,
+            "examples_seconds": examples_seconds,
             "total_seconds": time.perf_counter() - started,
         },
     )
@@ -358,6 +478,12 @@ def _check_data_section(data: dict, path: str) -> None:
         raise ValueError(
             f"config {path}: [data] validation_fraction must be in "
             f"[0, 1), got {fraction!r}"
+        )
+    negatives = data.get("cross_query_negatives", 0)
+    if not isinstance(negatives, int) or isinstance(negatives, bool) or negatives < 0:
+        raise ValueError(
+            f"config {path}: [data] cross_query_negatives must be an integer "
+            f">= 0, got {negatives!r}"
         )
     for name in ("max_candidates", "max_queries"):
         value = data.get(name)

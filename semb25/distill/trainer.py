@@ -174,7 +174,15 @@ def data_mesh() -> Mesh:
 
 
 def _list_scores(circuit, batch):
-    """Student scores ``[B, N]`` for a batch of query lists (count form)."""
+    """Student scores ``[B, N]`` for a batch of query lists.
+
+    The count form (a matmul with term counts) unless the circuit is
+    contextual, which needs positions (``BatchSampler(positional=True)``).
+    """
+    if circuit.contextual:
+        return circuit.contributions_for_lists(
+            batch["q_tokens"], batch["q_mask"], batch["d_tokens"], batch["d_mask"]
+        )["score"]
     # Rows index the batch's own vocabulary (see BatchSampler).
     tables = circuit.tables(batch["vocab"][0])
     return circuit.contributions_from_counts(
@@ -194,6 +202,8 @@ class Trainer:
         mesh: Mesh | None = None,
     ):
         self.circuit, self.sampler, self.cfg = circuit, sampler, cfg
+        # A contextual circuit reads documents by position, not by counts.
+        sampler.positional = sampler.positional or circuit.contextual
         self.run_dir = Path(run_dir)
         self.mesh = mesh or data_mesh()
         n_dev = self.mesh.devices.size

@@ -27,6 +27,10 @@ module builds that circuit explicitly:
   classic TF; with it alone, ``idf`` set to corpus IDF, ``w = 1`` and fixed
   :math:`k_1, b`, the score is BM25 over word pieces (Robertson & Zaragoza
   2009), which the tests pin.
+- Optionally (``context_layers`` 1 or 2) the soft heads read token vectors
+  that a light contextualiser has mixed within each text (queries and
+  documents separately; :mod:`semb25.student.contextualiser`); idf and the
+  exact head still read ids.
 - Constraints by parameterisation: :math:`k_1 = \mathrm{softplus}(\cdot) > 0`,
   :math:`b = \mathrm{sigmoid}(\cdot) \in (0, 1)`,
   :math:`\tau = \mathrm{softplus}(\cdot) > 0`.
@@ -37,6 +41,7 @@ splits exactly into per-term contributions (:meth:`contributions`).
 >>> import numpy as np
 >>> from flax import nnx
 >>> from semb25.student.config import StudentConfig
+from semb25.student.contextualiser import Contextualiser
 >>> cfg = StudentConfig(vocab_size=10, hidden_size=8, n_heads=2, head_dim=4)
 >>> emb = np.random.default_rng(0).normal(size=(10, 8)).astype("float32")
 >>> circuit = SemanticBM25Circuit(cfg, emb, rngs=nnx.Rngs(0))
@@ -53,6 +58,7 @@ import numpy as np
 from flax import nnx
 
 from semb25.student.config import StudentConfig
+from semb25.student.contextualiser import Contextualiser
 
 
 class FrozenEmbedding(nnx.Variable):
@@ -174,6 +180,19 @@ class SemanticBM25Circuit(nnx.Module):
             )
         )
 
+        # Optional context mixing before soft matching; identity at the start.
+        self.contextualiser = (
+            Contextualiser(
+                config.hidden_size,
+                config.context_layers,
+                config.context_heads,
+                config.context_dim,
+                rngs=rngs,
+            )
+            if config.context_layers
+            else None
+        )
+
         # Saturation and length normalisation per head (soft heads + exact head).
         n = config.total_heads
         self.k1_raw = nnx.Param(
@@ -209,6 +228,8 @@ class SemanticBM25Circuit(nnx.Module):
         alone, so the circuit is evaluated through lookup tables: inference
         computes them once for the whole vocabulary and reuses them for every
         document; training computes them for the batch's own vocabulary only.
+        With a contextualiser only ``idf`` depends on the id alone, and only
+        ``idf`` is returned.
 
         Args:
             vocab_ids: ``[n_ids]`` optional subset of token ids; the rows of
@@ -226,7 +247,9 @@ class SemanticBM25Circuit(nnx.Module):
         proj = emb @ self.idf_direction[...]
         idf = jax.nn.softplus(self.idf_scale[...] * proj + self.idf_offset[...])
         out = {"idf": idf}
-        if self.config.n_heads:
+        # With a contextualiser the soft vectors depend on the whole text,
+        # so there are no per-vocabulary soft tables, only idf.
+        if self.config.n_heads and self.contextualiser is None:
             for name, w in (("query", self.w_query), ("key", self.w_key)):
                 x = jnp.einsum("vd,hde->vhe", emb, w[...])
                 out[name] = x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)
@@ -235,23 +258,65 @@ class SemanticBM25Circuit(nnx.Module):
             out["key_by_head"] = jnp.transpose(out["key"], (1, 0, 2))
         return out
 
-    def match_weights(self, q_ids, d_ids, d_mask, tables=None) -> jax.Array:
+    @property
+    def contextual(self) -> bool:
+        """Whether soft matching reads contextualised token vectors."""
+        return self.contextualiser is not None
+
+    def idf_of(self, ids: jax.Array) -> jax.Array:
+        """idf ``[...]`` of the tokens ``ids`` (full-vocabulary ids)."""
+        proj = jnp.take(self.embeddings[...], ids, axis=0) @ self.idf_direction[...]
+        return jax.nn.softplus(self.idf_scale[...] * proj + self.idf_offset[...])
+
+    def token_vectors(self, ids, mask, side: str) -> jax.Array:
+        """Unit soft-matching vectors of each position of each text.
+
+        Args:
+            ids: ``[batch, length]`` full-vocabulary ids; mask: ``[batch,
+                length]`` bool (the contextualiser attends to True only).
+            side: ``"query"`` (W_Q) or ``"key"`` (W_K).
+
+        Returns:
+            ``[batch, length, n_heads, head_dim]``, equal to the rows of
+            :meth:`tables` when there is no contextualiser.
+        """
+        x = jnp.take(self.embeddings[...], ids, axis=0)
+        if self.contextualiser is not None:
+            x = self.contextualiser(x, mask)
+        w = (self.w_query if side == "query" else self.w_key)[...]
+        v = jnp.einsum("bld,hde->blhe", x, w)
+        return v / (jnp.linalg.norm(v, axis=-1, keepdims=True) + 1e-6)
+
+    def match_weights(
+        self, q_ids, q_mask, d_ids, d_mask, tables=None, doc_keys=None
+    ) -> jax.Array:
         """Attention of each query token on each document token.
 
         Args:
-            q_ids: ``[batch, q_len]`` int.
+            q_ids: ``[batch, q_len]`` int; q_mask: ``[batch, q_len]`` bool.
             d_ids: ``[batch, d_len]`` int; d_mask: ``[batch, d_len]`` bool.
-            tables: the output of :meth:`tables` (computed if omitted).
+            tables: the output of :meth:`tables`; without a contextualiser
+                the ids may then be rows of it (a batch vocabulary), else
+                they are full-vocabulary ids.
+            doc_keys: optional precomputed ``[batch, d_len, heads, head_dim]``
+                document vectors (:meth:`token_vectors` of the key side).
 
         Returns:
             alpha ``[batch, total_heads, q_len, d_len]``, zero on padded
             document positions; soft heads first, the exact head last.
         """
-        tables = self.tables() if tables is None else tables
         heads = []
         if self.config.n_heads:
-            qh = jnp.take(tables["query"], q_ids, axis=0)  # [b, q, h, e]
-            kh = jnp.take(tables["key"], d_ids, axis=0)  # [b, d, h, e]
+            if tables is not None and not self.contextual:
+                qh = jnp.take(tables["query"], q_ids, axis=0)  # [b, q, h, e]
+                kh = jnp.take(tables["key"], d_ids, axis=0)  # [b, d, h, e]
+            else:
+                qh = self.token_vectors(q_ids, q_mask, "query")
+                kh = (
+                    self.token_vectors(d_ids, d_mask, "key")
+                    if doc_keys is None
+                    else doc_keys
+                )
             cos = jnp.einsum("bihe,bjhe->bhij", qh, kh)
             tau = self.temperature[None, :, None, None]
             heads.append(jnp.exp(tau * (cos - 1.0)))
@@ -286,6 +351,7 @@ class SemanticBM25Circuit(nnx.Module):
         tables=None,
         idf=None,
         exact_only: bool = False,
+        doc_keys=None,
     ) -> dict[str, jax.Array]:
         """Every intermediate of the score, per query token (positional form).
 
@@ -296,14 +362,14 @@ class SemanticBM25Circuit(nnx.Module):
             idf: optional ``[batch, q_len]`` override of the learned idf (the
                 BM25 special case sets corpus IDF here).
             exact_only: keep only the exact-match head (w = 1), for BM25.
+            doc_keys: precomputed document vectors (see :meth:`match_weights`).
 
         Returns:
             ``idf [b, q]``, ``alpha [b, h, q, d]``, ``tf [b, h, q]``,
             ``sat [b, h, q]``, ``contribution [b, q]`` (zero on masked query
             positions) and ``score [b]`` = sum of contributions + bias.
         """
-        tables = self.tables() if tables is None else tables
-        alpha = self.match_weights(q_ids, d_ids, d_mask, tables)
+        alpha = self.match_weights(q_ids, q_mask, d_ids, d_mask, tables, doc_keys)
         doc_len = d_mask.astype(jnp.float32).sum(-1)
         out = self._combine(
             q_ids, q_mask, alpha.sum(-1), doc_len, tables, idf, exact_only
@@ -331,6 +397,11 @@ class SemanticBM25Circuit(nnx.Module):
             ``tf``/``sat`` ``[batch, n_docs, heads, q_len]``, ``contribution
             [batch, n_docs, q_len]`` and ``score [batch, n_docs]``.
         """
+        if self.contextual:
+            raise ValueError(
+                "contributions_from_counts: a contextual circuit needs token "
+                "positions; use contributions_for_lists"
+            )
         b, n, v = counts.shape
         tfs = []
         if self.config.n_heads:
@@ -355,23 +426,37 @@ class SemanticBM25Circuit(nnx.Module):
         return {k: x.reshape(b, n, *x.shape[1:]) for k, x in out.items()}
 
     def contributions_for_query(
-        self, q_ids, q_mask, d_ids, d_mask, *, tables
+        self, q_ids, q_mask, d_ids, d_mask, *, tables, doc_keys=None
     ) -> dict[str, jax.Array]:
         """The same score for one query against many documents (reranking form).
 
-        The query's soft match against every vocabulary entry is computed
-        once, ``alpha_h(q_i, v)`` as ``[heads, q_len, vocab]``; each document
-        then only gathers its tokens' columns. That is the query-side-only
-        cost of reranking: no per-document projection at all.
+        Without a contextualiser, the query's soft match against every
+        vocabulary entry is computed once, ``alpha_h(q_i, v)`` as ``[heads,
+        q_len, vocab]``; each document then only gathers its tokens' columns.
+        That is the query-side-only cost of reranking: no per-document
+        projection at all. With one, the query's vectors are computed once
+        and matched against the documents' (``doc_keys`` when precomputed).
 
         Args:
             q_ids: ``[1, q_len]``; q_mask: ``[1, q_len]`` bool.
             d_ids: ``[n_docs, d_len]``; d_mask: ``[n_docs, d_len]`` bool.
             tables: :meth:`tables` over the full vocabulary.
+            doc_keys: optional ``[n_docs, d_len, heads, head_dim]`` document
+                vectors of a contextual circuit (a :class:`DocIndex`'s).
 
         Returns:
             As :meth:`contributions` without ``alpha``, batch = ``n_docs``.
         """
+        if self.contextual:
+            out = self.contributions_for_lists(
+                q_ids,
+                q_mask,
+                d_ids[None],
+                d_mask[None],
+                tables=tables,
+                doc_keys=None if doc_keys is None else doc_keys[None],
+            )
+            return {k: v[0] for k, v in out.items()}
         n = d_ids.shape[0]
         d_mask_f = d_mask.astype(jnp.float32)
         tfs = []
@@ -391,11 +476,66 @@ class SemanticBM25Circuit(nnx.Module):
             rep(q_ids), rep(q_mask), tf, d_mask_f.sum(-1), tables, None, False
         )
 
+    def contributions_for_lists(
+        self, q_ids, q_mask, d_ids, d_mask, *, tables=None, doc_keys=None
+    ) -> dict[str, jax.Array]:
+        """Each query against its own list of documents, by position.
+
+        The form for a contextual circuit (training and reranking): each
+        query's vectors are computed once and matched against every position
+        of its documents. Ids are full-vocabulary ids.
+
+        Args:
+            q_ids: ``[batch, q_len]``; q_mask: ``[batch, q_len]`` bool.
+            d_ids: ``[batch, n_docs, d_len]``; d_mask: the same shape, bool
+                (all False for a padded candidate).
+            tables: optional :meth:`tables` (only its ``idf`` is read).
+            doc_keys: optional ``[batch, n_docs, d_len, heads, head_dim]``.
+
+        Returns:
+            ``tf``/``sat`` ``[batch, n_docs, heads, q_len]``, ``idf`` and
+            ``contribution`` ``[batch, n_docs, q_len]``, ``score [batch,
+            n_docs]``.
+        """
+        b, n, length = d_ids.shape
+        d_mask_f = d_mask.astype(jnp.float32)
+        tfs = []
+        if self.config.n_heads:
+            qh = self.token_vectors(q_ids, q_mask, "query")  # [b, q, h, e]
+            if doc_keys is None:
+                flat = self.token_vectors(
+                    d_ids.reshape(b * n, length), d_mask.reshape(b * n, length), "key"
+                )
+                doc_keys = flat.reshape(b, n, *flat.shape[1:])
+            cos = jnp.einsum("bihe,bnjhe->bnhij", qh, doc_keys)
+            alpha = jnp.exp(self.temperature[None, None, :, None, None] * (cos - 1.0))
+            tfs.append(jnp.einsum("bnhij,bnj->bnhi", alpha, d_mask_f))
+        if self.config.exact_match_head:
+            same = q_ids[:, None, :, None] == d_ids[:, :, None, :]
+            exact = jnp.einsum("bnij,bnj->bni", same.astype(jnp.float32), d_mask_f)
+            tfs.append(exact[:, :, None, :])
+        tf = jnp.concatenate(tfs, axis=2).reshape(b * n, -1, q_ids.shape[1])
+        rep = lambda x: jnp.repeat(x, n, axis=0)  # noqa: E731
+        out = self._combine(
+            rep(q_ids),
+            rep(q_mask),
+            tf,
+            d_mask_f.sum(-1).reshape(b * n),
+            tables,
+            None,
+            False,
+        )
+        return {k: x.reshape(b, n, *x.shape[1:]) for k, x in out.items()}
+
     def _combine(self, q_ids, q_mask, tf, doc_len, tables, idf, exact_only):
         """Saturate tf, weight heads, multiply by idf: BM25's outer form."""
         q_mask = q_mask.astype(jnp.float32)
         if idf is None:
-            idf = jnp.take(tables["idf"], q_ids, axis=0)
+            idf = (
+                self.idf_of(q_ids)
+                if tables is None
+                else jnp.take(tables["idf"], q_ids, axis=0)
+            )
         sat = self.saturate(tf, doc_len)
         if exact_only:
             if not self.config.exact_match_head:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from semb25.corpus import CorpusStats
 from semb25.student.circuit import SemanticBM25Circuit, fit_idf_to_corpus
 from semb25.student.config import StudentConfig
+from semb25.student.contextualiser import context_flops_per_token
 from semb25.student.explain import Explanation, explain_pair
 from semb25.student.index import DocIndex
 from semb25.student.tokenization import Batch, StudentTokenizer, bucket
@@ -49,6 +50,8 @@ class SemanticBM25:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self._compiled = None
+        self._keys_fn = None
+        self._fingerprint = None
 
     # -- construction ------------------------------------------------------
 
@@ -134,6 +137,48 @@ class SemanticBM25:
     def refresh(self) -> None:
         """Forget cached tables (call after changing the circuit's weights)."""
         self._compiled = None
+        self._keys_fn = None
+        self._fingerprint = None
+
+    def weights_fingerprint(self) -> str:
+        """A short hash of every parameter (ties a DocIndex's keys to them)."""
+        if self._fingerprint is None:
+            import hashlib
+
+            from semb25.student.weights import circuit_arrays
+
+            digest = hashlib.sha256()
+            for name, array in sorted(circuit_arrays(self.circuit).items()):
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(array).tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+    def doc_key_vectors(self, doc_ids: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """A contextual student's key vectors ``[len, heads, head_dim]`` per doc."""
+        if self._keys_fn is None:
+            graphdef, state = nnx.split(self.circuit)
+
+            @jax.jit
+            def keys(state, ids, mask):
+                return nnx.merge(graphdef, state).token_vectors(ids, mask, "key")
+
+            self._keys_fn = (keys, state)
+        keys, state = self._keys_fn
+        out: list[np.ndarray] = [None] * len(doc_ids)  # type: ignore[list-item]
+        lengths = np.array([min(len(d), self.config.max_doc_len) for d in doc_ids])
+        order = np.argsort(lengths, kind="stable")
+        rows = self.batch_size
+        for start in range(0, len(order), rows):
+            chosen = order[start : start + rows]
+            batch = self.tokenizer.pad(
+                [doc_ids[i] for i in chosen], self.config.max_doc_len
+            )
+            ids, mask = _pad_rows(batch.ids, batch.mask, bucket(len(chosen), 8))
+            vectors = np.asarray(keys(state, ids, mask))
+            for row, i in enumerate(chosen):
+                out[i] = vectors[row, : lengths[i]]
+        return out
 
     def _scorer(self):
         """Jitted ``(q_ids [1, q], q_mask, d_ids [n, d], d_mask) -> scores [n]``."""
@@ -142,10 +187,10 @@ class SemanticBM25:
             tables = jax.jit(lambda s: nnx.merge(graphdef, s).tables())(state)
 
             @jax.jit
-            def score(state, tables, q_ids, q_mask, d_ids, d_mask):
+            def score(state, tables, q_ids, q_mask, d_ids, d_mask, doc_keys=None):
                 circuit = nnx.merge(graphdef, state)
                 out = circuit.contributions_for_query(
-                    q_ids, q_mask, d_ids, d_mask, tables=tables
+                    q_ids, q_mask, d_ids, d_mask, tables=tables, doc_keys=doc_keys
                 )
                 return out["score"]
 
@@ -194,8 +239,12 @@ class SemanticBM25:
         doc_ids: Sequence[np.ndarray],
         batch_size: int | None = None,
         show_progress: bool = False,
+        doc_keys: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Score pre-tokenised pairs: row ``q_index[i]`` of ``q_batch`` with doc i.
+
+        ``doc_keys`` are a contextual student's precomputed key vectors per
+        document (from a :class:`DocIndex`); without them they are computed.
 
         Pairs are grouped by document length (sorted, padded to power-of-two
         widths and row counts) so that XLA compiles only a handful of shapes.
@@ -225,17 +274,27 @@ class SemanticBM25:
             docs = self.tokenizer.pad(
                 [doc_ids[r] for r in rows], self.config.max_doc_len
             )
-            d_ids, d_mask = docs.ids, docs.mask
-            pad = rows_per_call - len(rows)
-            if pad:
-                d_ids = np.concatenate([d_ids, np.repeat(d_ids[:1], pad, 0)])
-                d_mask = np.concatenate([d_mask, np.repeat(d_mask[:1], pad, 0)])
+            keys = None
+            if doc_keys is not None:
+                keys = np.zeros(
+                    (*docs.ids.shape, self.config.n_heads, self.config.head_dim),
+                    np.float32,
+                )
+                for row, r in enumerate(rows):
+                    n_real = int(docs.mask[row].sum())
+                    keys[row, :n_real] = doc_keys[r][:n_real]
+            d_ids, d_mask = _pad_rows(docs.ids, docs.mask, rows_per_call)
+            if keys is not None:
+                keys = np.concatenate(
+                    [keys, np.repeat(keys[:1], rows_per_call - len(rows), 0)]
+                )
             width = bucket(int(q_batch.mask[q].sum()), 8, q_batch.ids.shape[1])
             scores = scorer(
                 q_batch.ids[q : q + 1, :width],
                 q_batch.mask[q : q + 1, :width],
                 d_ids,
                 d_mask,
+                keys,
             )
             out[rows] = np.asarray(scores)[: len(rows)]
         return out
@@ -299,6 +358,7 @@ class SemanticBM25:
             index.check(self)
             keys = list(docs)
             doc_ids = index.token_ids(keys)
+            doc_keys = index.key_vectors(keys)
         else:
             keys = (
                 list(docs.keys())
@@ -307,7 +367,10 @@ class SemanticBM25:
             )
             texts = list(docs.values()) if isinstance(docs, Mapping) else list(docs)
             doc_ids = self.encode_docs(texts)
-        scores = self.score_tokens(q_batch, np.zeros(len(keys), np.int64), doc_ids)
+            doc_keys = None
+        scores = self.score_tokens(
+            q_batch, np.zeros(len(keys), np.int64), doc_ids, doc_keys=doc_keys
+        )
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(keys[i], float(scores[i])) for i in order]
 
@@ -331,15 +394,49 @@ class SemanticBM25:
         match = q_len * d_len * cfg.n_heads * (2 * cfg.head_dim + 2)
         exact = q_len * d_len * int(cfg.exact_match_head)
         per_token = q_len * cfg.total_heads * 8
+        flops = match + exact + per_token
+        assumption = (
+            f"query of {q_len} and document of {d_len:.0f} word pieces, "
+            "lookup tables cached"
+        )
+        if self.circuit.contextual:
+            # Context mixing and the key projection of the document's word
+            # pieces; a DocIndex computes them once per document instead.
+            flops += q_len * 2 * cfg.hidden_size * cfg.n_heads * cfg.head_dim
+            flops += q_len * context_flops_per_token(
+                cfg.hidden_size, cfg.context_layers, cfg.context_dim, q_len
+            )
+            doc_side = d_len * (
+                context_flops_per_token(
+                    cfg.hidden_size, cfg.context_layers, cfg.context_dim, d_len
+                )
+                + 2 * cfg.hidden_size * cfg.n_heads * cfg.head_dim
+            )
+            flops += doc_side
+            assumption += (
+                f"; contextual: includes {int(doc_side):,} FLOPs of document-side "
+                "work that a DocIndex precomputes"
+            )
         return {
             "trainable_params": trainable,
             "frozen_params": total - trainable,
             "soft_heads": cfg.n_heads,
             "exact_match_head": cfg.exact_match_head,
-            "flops_per_pair": int(match + exact + per_token),
-            "flops_assumption": f"query of {q_len} and document of "
-            f"{d_len:.0f} word pieces, lookup tables cached",
+            "context_layers": cfg.context_layers,
+            "flops_per_pair": int(flops),
+            "flops_assumption": assumption,
         }
+
+
+def _pad_rows(ids: np.ndarray, mask: np.ndarray, rows: int):
+    """Repeat the first row until there are ``rows`` (a compiled shape)."""
+    pad = rows - len(ids)
+    if pad <= 0:
+        return ids, mask
+    return (
+        np.concatenate([ids, np.repeat(ids[:1], pad, 0)]),
+        np.concatenate([mask, np.repeat(mask[:1], pad, 0)]),
+    )
 
 
 def _check_rerank_args(query, docs, top_k) -> None:
