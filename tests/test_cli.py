@@ -47,11 +47,10 @@ def test_rerank_by_index_equals_rerank_by_text(saved, capsys):
                  "--out", str(root / "i.npz")]) == 0  # fmt: skip
     assert "indexed 12 passages (ids)" in capsys.readouterr().out
 
-    assert main(["rerank", "--model", model, "--query", QUERY, "--top-k", "12",
-                 str(root / "passages.txt")]) == 0  # fmt: skip
+    rerank = ["rerank", "--model", model, "--query", QUERY, "--top-k", "12"]
+    assert main([*rerank, str(root / "passages.txt")]) == 0
     by_text = _rows(capsys.readouterr().out)
-    assert main(["rerank", "--model", model, "--query", QUERY, "--top-k", "12",
-                 "--index", str(root / "i.npz"), str(root / "ids.txt")]) == 0  # fmt: skip
+    assert main([*rerank, "--index", str(root / "i.npz"), str(root / "ids.txt")]) == 0
     by_index = _rows(capsys.readouterr().out)
 
     text_of = {d["doc_id"]: d["text"] for d in docs}

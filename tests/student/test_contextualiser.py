@@ -60,9 +60,7 @@ def test_context_changes_scores_and_explanations_still_sum(
         assert abs(ex.score - score) < 1e-4
 
 
-def test_contextual_training_form_matches_the_reranking_form(
-    contextual, dl19_passages
-):
+def test_contextual_training_form_matches_the_reranking_form(contextual, dl19_passages):
     """contributions_for_lists (training) = contributions_for_query (rerank)."""
     from semb25.distill.examples import BatchSampler, QueryGroup
 

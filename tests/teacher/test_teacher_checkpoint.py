@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -114,4 +115,75 @@ def test_directory_without_weights_is_a_one_line_error(minilm_dir, tmp_path):
     directory.mkdir()
     shutil.copy(minilm_dir / "config.json", directory / "config.json")
     shutil.copy(minilm_dir / "modules.json", directory / "modules.json")
-    assert "no model.safetensors or pytorch_model.bin" in one_line_error(directory)
+    message = one_line_error(directory)
+    assert "no model.safetensors, model.safetensors.index.json or" in message
+
+
+def shard_checkpoint(source, target, n_shards):
+    """Copy a checkpoint with its model.safetensors split into n_shards files."""
+    directory = copy_checkpoint(source, target)
+    weights = load_file(str(directory / "model.safetensors"))
+    (directory / "model.safetensors").unlink()
+    weight_map = {}
+    for i, names in enumerate(np.array_split(sorted(weights), n_shards), start=1):
+        shard = f"model-{i:05d}-of-{n_shards:05d}.safetensors"
+        save_file({k: weights[k] for k in names}, str(directory / shard))
+        weight_map.update(dict.fromkeys(names, shard))
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index))
+    return directory
+
+
+def test_sharded_safetensors_score_exactly_as_the_single_file(minilm_dir, tmp_path):
+    directory = shard_checkpoint(minilm_dir, tmp_path / "sharded", 3)
+    index = json.loads((directory / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) == 3
+    assert not (directory / "model.safetensors").exists()
+
+    sharded = load_teacher(str(directory), max_length=64, show_progress=False)
+    single = load_teacher(str(minilm_dir), max_length=64, show_progress=False)
+    assert sharded.kind == "bi" and sharded.max_length == 64
+    scores = sharded.score(QUERIES, DOCS)
+    np.testing.assert_array_equal(scores, single.score(QUERIES, DOCS))
+    assert scores[0] > 0.3  # related texts: a real cosine, not zeros
+
+
+def test_transformers_sharded_cross_encoder_loads(cross_dir, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    model = BertForSequenceClassification.from_pretrained(str(cross_dir))
+    directory = tmp_path / "hf_sharded"
+    model.save_pretrained(directory, max_shard_size="40MB")  # transformers' layout
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(cross_dir / name, directory / name)
+    assert not (directory / "model.safetensors").exists()
+    assert len(list(directory.glob("model-*-of-*.safetensors"))) >= 2
+
+    sharded = load_teacher(str(directory), max_length=64, show_progress=False)
+    single = load_teacher(str(cross_dir), max_length=64, show_progress=False)
+    assert sharded.kind == "cross"
+    np.testing.assert_array_equal(
+        sharded.score(QUERIES, DOCS), single.score(QUERIES, DOCS)
+    )
+
+
+def test_missing_shard_is_a_one_line_error_naming_it(minilm_dir, tmp_path):
+    directory = shard_checkpoint(minilm_dir, tmp_path / "sharded", 3)
+    (directory / "model-00002-of-00003.safetensors").unlink()
+    message = one_line_error(directory)
+    assert "model.safetensors.index.json" in message
+    assert "shard 'model-00002-of-00003.safetensors'" in message
+    assert "not found" in message
+
+
+def test_index_name_missing_from_its_shard_is_named(minilm_dir, tmp_path):
+    directory = shard_checkpoint(minilm_dir, tmp_path / "sharded", 2)
+    index_file = directory / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    key = "encoder.layer.0.attention.self.key.weight"
+    assert index["weight_map"][key] == "model-00001-of-00002.safetensors"
+    index["weight_map"][key] = "model-00002-of-00002.safetensors"  # wrong shard
+    index_file.write_text(json.dumps(index))
+    message = one_line_error(directory)
+    assert "model-00002-of-00002.safetensors: no tensor" in message
+    assert repr(key) in message
