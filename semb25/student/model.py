@@ -257,17 +257,20 @@ class SemanticBM25:
         scorer = self._scorer()
         lengths = np.array([min(len(d), self.config.max_doc_len) for d in doc_ids])
         # One query at a time (its vocabulary match is computed once), its
-        # documents sorted by length; rows padded to a power of two so that
-        # lists of any size reuse a few compiled shapes.
+        # documents grouped by power-of-two length so that few positions are
+        # padding; rows padded to a power of two too, so that lists of any
+        # size reuse a few compiled shapes.
+        widths = np.array([bucket(n, 32, self.config.max_doc_len) for n in lengths])
         calls = []
         for q in np.unique(q_index):
             mine = np.flatnonzero(q_index == q)
-            mine = mine[np.argsort(lengths[mine], kind="stable")]
-            rows_per_call = min(batch_size, bucket(len(mine), 8))
-            calls += [
-                (q, mine[i : i + rows_per_call], rows_per_call)
-                for i in range(0, len(mine), rows_per_call)
-            ]
+            for width in np.unique(widths[mine]):
+                same = mine[widths[mine] == width]
+                rows_per_call = min(batch_size, bucket(len(same), 8))
+                calls += [
+                    (q, same[i : i + rows_per_call], rows_per_call)
+                    for i in range(0, len(same), rows_per_call)
+                ]
         for q, rows, rows_per_call in tqdm(
             calls, desc="student scoring", disable=not show_progress
         ):
