@@ -5,7 +5,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-export SEMB25_DATA ?= $(abspath ../shared/data/msmarco-passage)
+# The shared MS MARCO sample beside the clone, when it is there; elsewhere set
+# SEMB25_DATA yourself (or leave it unset and the configs use ir_datasets).
+SHARED_SAMPLE := $(abspath ../shared/data/msmarco-passage)
+ifneq ($(wildcard $(SHARED_SAMPLE)/trec-dl-2019),)
+export SEMB25_DATA ?= $(SHARED_SAMPLE)
+endif
 
 .PHONY: setup setup-dev demo test lint bench clean
 

@@ -62,15 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"error: passages file {path}: not found", file=sys.stderr)
             return 1
-        passages = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        for rank, (i, score) in enumerate(
-            model.rerank(args.query, passages, args.top_k), 1
-        ):
-            print(f"{rank:>3}  {score:8.4f}  {passages[i][:100]}")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            # Blank lines are skipped; the printed number is the file's line.
+            numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+            ranked = model.rerank(
+                args.query, [line for _, line in numbered], args.top_k
+            )
+        except UnicodeDecodeError as e:
+            print(f"error: passages file {path}: not UTF-8 text ({e})", file=sys.stderr)
+            return 1
+        except (TypeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if not numbered:
+            print(f"error: passages file {path}: no passages", file=sys.stderr)
+            return 1
+        print("rank     score  line  passage")
+        for rank, (i, score) in enumerate(ranked, 1):
+            line_no, text = numbered[i]
+            print(f"{rank:>4}  {score:8.4f}  {line_no:>4}  {text[:100]}")
     elif args.action == "explain":
         ex = model.explain(args.query, args.doc)
         print(ex.to_text())
@@ -107,10 +118,23 @@ def _rerank_indexed(model, args) -> int:
     doc_ids = [x.strip() for x in path.read_text(encoding="utf-8").splitlines()]
     index = DocIndex.load(args.index)
     ranked = model.rerank(args.query, [d for d in doc_ids if d], args.top_k, index)
+    print("rank     score  doc_id")
     for rank, (doc_id, score) in enumerate(ranked, 1):
-        print(f"{rank:>3}  {score:8.4f}  {doc_id}")
+        print(f"{rank:>4}  {score:8.4f}  {doc_id}")
     return 0
 
 
+def run() -> int:
+    """Console entry point: ``main`` with a closed pipe (``| head``) tolerated."""
+    try:
+        return main()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull first.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -31,8 +31,11 @@ def saved(student, data_root, tmp_path_factory):
 
 
 def _rows(text: str) -> list[tuple[int, float, str]]:
+    """``(rank, score, rest)`` of each ranked line, after the header."""
+    lines = text.strip().splitlines()
+    assert lines[0].split()[:2] == ["rank", "score"]
     out = []
-    for line in text.strip().splitlines():
+    for line in lines[1:]:
         rank, score, rest = line.split(None, 2)
         out.append((int(rank), float(score), rest))
     return out
@@ -53,13 +56,12 @@ def test_rerank_by_index_equals_rerank_by_text(saved, capsys):
     assert main([*rerank, "--index", str(root / "i.npz"), str(root / "ids.txt")]) == 0
     by_index = _rows(capsys.readouterr().out)
 
-    text_of = {d["doc_id"]: d["text"] for d in docs}
     assert len(by_index) == len(by_text) == 12
-    for (_, s_text, passage), (_, s_index, doc_id) in zip(
-        by_text, by_index, strict=True
-    ):
+    # Text rows print the passage's line number: line k holds docs[k - 1].
+    for (_, s_text, rest), (_, s_index, doc_id) in zip(by_text, by_index, strict=True):
+        line_no = int(rest.split(None, 1)[0])
         assert abs(s_text - s_index) < 1e-3
-        assert text_of[doc_id].startswith(passage[:40].rstrip())
+        assert docs[line_no - 1]["doc_id"] == doc_id
 
 
 def test_summary_and_explain_print(saved, capsys):
@@ -91,6 +93,20 @@ def test_cli_errors_are_one_line(saved, capsys):
     assert main(["rerank", "--model", model, "--query", "q", "--index",
                  str(root / "j.npz"), str(root / "unknown.txt")]) == 1  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: document index: unknown doc id 'no-such-doc'"]
+    assert err == [
+        f"error: document index {root / 'j.npz'}: unknown doc id 'no-such-doc'"
+    ]
     assert main(["summary", "--model", str(root / "missing")]) == 1
     assert "no such directory" in capsys.readouterr().err
+    passages = root / "passages.txt"
+    assert main(["rerank", "--model", model, "--query", "q", "--top-k", "-3",
+                 str(passages)]) == 1  # fmt: skip
+    assert capsys.readouterr().err.startswith("error: top_k: expected None or")
+    (root / "latin1.txt").write_bytes(b"caf\xe9 au lait\n")
+    assert main(["rerank", "--model", model, "--query", "q",
+                 str(root / "latin1.txt")]) == 1  # fmt: skip
+    assert "latin1.txt: not UTF-8 text" in capsys.readouterr().err
+    (root / "blank.txt").write_text("\n  \n")
+    assert main(["rerank", "--model", model, "--query", "q",
+                 str(root / "blank.txt")]) == 1  # fmt: skip
+    assert capsys.readouterr().err.strip().endswith("blank.txt: no passages")

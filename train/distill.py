@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    out = Path(args.out or Path("runs") / config.get("name", Path(args.config).stem))
+    name = config.get("name", Path(args.config).stem)
+    if not isinstance(name, str) or not name:
+        parser.error(f"config {args.config}: name must be a non-empty string")
+    out = Path(args.out or Path("runs") / name)
     out.mkdir(parents=True, exist_ok=True)
     _setup_logging(out / "train.log")
     try:
@@ -74,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         RuntimeError,
     ) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # ir_datasets downloads lazily, on first read: a network failure then
+        # surfaces as requests' ConnectionError (an OSError) mid-stream.
+        print(
+            f"error: {type(e).__name__}: {str(e)[:300]} (a download failed? "
+            "offline, set SEMB25_DATA to a folder of local collections)",
+            file=sys.stderr,
+        )
         return 1
     print(f"trained student in {run_dir}")
     return 0

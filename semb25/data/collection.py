@@ -121,9 +121,9 @@ def repo_root() -> Path:
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
     """Find the folder of local collections.
 
-    Order: the argument (must exist if given), ``$SEMB25_DATA``, then
-    ``<repo root>/../shared/data/msmarco-passage``. Returns ``None`` if neither
-    of the last two exists.
+    Order: the argument (must exist if given), ``$SEMB25_DATA`` (must exist
+    if set), then ``<repo root>/../shared/data/msmarco-passage``. Returns
+    ``None`` if neither of the last two exists.
     """
     if data_root is not None:
         path = Path(data_root).expanduser().resolve()
@@ -135,7 +135,11 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None
         path = Path(env).expanduser().resolve()
         if path.is_dir():
             return path
-        logger.warning("%s=%s is not a folder; trying the default", DATA_ENV, env)
+        # A typo here must not silently become a multi-GB download.
+        raise ValueError(
+            f"{DATA_ENV}={env}: not a folder; point it at the local collections "
+            f"(e.g. the MS MARCO sample) or unset it to use ir_datasets"
+        )
     default = (repo_root() / ".." / "shared" / "data" / "msmarco-passage").resolve()
     return default if default.is_dir() else None
 

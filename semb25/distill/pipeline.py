@@ -46,6 +46,18 @@ from semb25.student import SemanticBM25, StudentConfig
 log = logging.getLogger(__name__)
 
 SECTIONS = {"name", "teacher", "data", "student", "train"}
+TEACHER_FIELDS = {"id", "kind", "max_length", "batch_size"}
+DATA_FIELDS = {
+    "train",
+    "train_ir_datasets",
+    "eval",
+    "eval_ir_datasets",
+    "eval_max_candidates",
+    "max_candidates",
+    "max_queries",
+    "validation_fraction",
+    "cross_query_negatives",
+}
 CACHE_ENV = "SEMB25_CACHE"
 
 
@@ -68,10 +80,36 @@ def load_config(path: str | Path) -> dict:
         bad = sorted(set(config.get(section, {})) - known)
         if bad:
             raise ValueError(f"config {path}: [{section}] has unknown field(s) {bad}")
-    if "id" not in config.get("teacher", {}):
-        raise ValueError(f"config {path}: [teacher] needs an 'id'")
+    for section, known in (("data", DATA_FIELDS), ("teacher", TEACHER_FIELDS)):
+        bad = sorted(set(config.get(section, {})) - known)
+        if bad:
+            raise ValueError(
+                f"config {path}: [{section}] has unknown field(s) {bad}; "
+                f"known {sorted(known)}"
+            )
+    _check_teacher_section(config.get("teacher", {}), path)
     config["_path"] = str(path)
     return config
+
+
+def _check_teacher_section(teacher: dict, path) -> None:
+    """Types and ranges of ``[teacher]``, each error naming the field."""
+    if not isinstance(teacher.get("id"), str) or not teacher["id"]:
+        raise ValueError(f"config {path}: [teacher] needs an 'id' (a string)")
+    for name in ("max_length", "batch_size"):
+        value = teacher.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ValueError(
+                f"config {path}: [teacher] {name} must be an integer >= 1, "
+                f"got {value!r}"
+            )
+    kind = teacher.get("kind")
+    if kind is not None and kind not in ("cross", "bi"):
+        raise ValueError(
+            f"config {path}: [teacher] kind must be 'cross' or 'bi', got {kind!r}"
+        )
 
 
 def default_cache_path() -> Path:
@@ -333,13 +371,22 @@ def distill(
     if teacher_id:
         teacher_cfg["id"] = teacher_id
     # Every setting is checked before any (long) teacher work starts.
-    train_cfg = _train_config(config)
-    student_cfg = StudentConfig(
-        **{
-            k: tuple(v) if k == "special_ids" else v
-            for k, v in config.get("student", {}).items()
-        }
-    )
+    try:
+        train_cfg = _train_config(config)
+        student = dict(config.get("student", {}))
+        if "special_ids" in student:
+            ids = student["special_ids"]
+            if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ids
+            ):
+                raise ValueError(
+                    f"student config: special_ids must be a list of integers, "
+                    f"got {ids!r}"
+                )
+            student["special_ids"] = tuple(ids)
+        student_cfg = StudentConfig(**student)
+    except ValueError as e:
+        raise ValueError(f"config {config['_path']}: {e}") from None
     _check_data_section(config["data"], config["_path"])
 
     # 1. Training examples: each query's candidates with their teacher scores
@@ -461,9 +508,13 @@ def distill(
             "total_seconds": time.perf_counter() - started,
         },
     )
+    validated = any("val" in r for r in rows)
     log.info(
-        "run directory %s: best student by validation nDCG@10, final/ at step %d",
+        "run directory %s: %s, final/ at step %d",
         run_dir,
+        "best student by validation nDCG@10"
+        if validated
+        else "the final student (no validation ran)",
         trainer.step,
     )
     return run_dir

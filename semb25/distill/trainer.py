@@ -130,6 +130,15 @@ class TrainConfig:
             raise ValueError(
                 f"[train.losses] unknown loss(es) {unknown}; known {LOSSES}"
             )
+        for name, weight in self.losses.items():
+            if (
+                not isinstance(weight, (int, float))
+                or isinstance(weight, bool)
+                or weight < 0
+            ):
+                raise ValueError(
+                    f"[train.losses] {name}: expected a weight >= 0, got {weight!r}"
+                )
         if not any(float(w) for w in self.losses.values()):
             raise ValueError("[train.losses] at least one loss needs a non-zero weight")
 

@@ -79,7 +79,15 @@ class Explanation:
                 f"{t.contribution:8.4f}  {matches}"
             )
         if not self.terms:
-            lines.append("(empty query: the score is the bias)")
+            lines.append(
+                "(no query terms to score: the query is empty or only "
+                "characters outside the vocabulary, [UNK]; the score is the bias)"
+            )
+        else:
+            lines.append(
+                "top matches: document word pieces by attention summed over "
+                "heads, each weighted by |head weight|"
+            )
         return "\n".join(lines)
 
     def to_html(self) -> str:

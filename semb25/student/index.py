@@ -46,6 +46,7 @@ class DocIndex:
             None for a context-free student.
         weights_sha: fingerprint of the student parameters the keys were
             computed with ("" without keys).
+        source: the file it was loaded from, for error messages.
     """
 
     doc_ids: list[str]
@@ -55,6 +56,7 @@ class DocIndex:
     tokenizer_sha: str
     keys: np.ndarray | None = None
     weights_sha: str = ""
+    source: str = "(in memory)"
 
     @classmethod
     def build(
@@ -112,7 +114,7 @@ class DocIndex:
         out = []
         for d in doc_ids:
             if d not in position:
-                raise KeyError(f"document index: unknown doc id {d!r}")
+                raise KeyError(f"document index {self.source}: unknown doc id {d!r}")
             k = position[d]
             out.append(self.tokens[self.offsets[k] : self.offsets[k + 1]])
         return out
@@ -125,7 +127,7 @@ class DocIndex:
         out = []
         for d in doc_ids:
             if d not in position:
-                raise KeyError(f"document index: unknown doc id {d!r}")
+                raise KeyError(f"document index {self.source}: unknown doc id {d!r}")
             k = position[d]
             out.append(self.keys[self.offsets[k] : self.offsets[k + 1]])
         return out
@@ -141,23 +143,23 @@ class DocIndex:
         """Refuse an index built with another tokenizer or length limit."""
         if self.tokenizer_sha != _tokenizer_sha(model):
             raise ValueError(
-                "document index: built with another tokenizer than "
-                "this student's; rebuild it"
+                f"document index {self.source}: built with another tokenizer "
+                "than this student's; rebuild it"
             )
         if self.max_doc_len != model.config.max_doc_len:
             raise ValueError(
-                f"document index: truncated at {self.max_doc_len} word "
+                f"document index {self.source}: truncated at {self.max_doc_len} word "
                 f"pieces, the student uses {model.config.max_doc_len}"
             )
         if model.circuit.contextual and self.keys is None:
             raise ValueError(
-                "document index: holds no key vectors, and this student is "
-                "contextual; rebuild the index with it"
+                f"document index {self.source}: holds no key vectors, and this "
+                "student is contextual; rebuild the index with it"
             )
         if self.keys is not None and self.weights_sha != model.weights_fingerprint():
             raise ValueError(
-                "document index: its key vectors were computed by a student "
-                "with other weights; rebuild the index with this one"
+                f"document index {self.source}: its key vectors were computed by "
+                "a student with other weights; rebuild the index with this one"
             )
 
     def save(self, path: str | Path) -> Path:
@@ -188,7 +190,10 @@ class DocIndex:
                 arrays = {k: z[k] for k in ("offsets", "tokens", "doc_ids")}
                 keys = z["keys"] if "keys" in z.files else None
         except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"document index {path}: unreadable ({e})") from None
+            raise ValueError(
+                f"document index {path}: unreadable, not an index written by "
+                f"DocIndex.save ({type(e).__name__})"
+            ) from None
         if meta.get("version", 0) > INDEX_VERSION:
             raise ValueError(
                 f"document index {path}: version {meta['version']} is "
@@ -209,6 +214,7 @@ class DocIndex:
             meta["tokenizer_sha"],
             keys,
             meta.get("weights_sha", ""),
+            str(path),
         )
 
 

@@ -157,7 +157,11 @@ def test_data_root_order_argument_then_env_then_default(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMB25_DATA", str(env))
     assert resolve_data_root(arg) == arg.resolve()
     assert resolve_data_root() == env.resolve()
+    # A set but missing $SEMB25_DATA is a typo, not a reason to download.
     monkeypatch.setenv("SEMB25_DATA", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"SEMB25_DATA=.*missing: not a folder"):
+        resolve_data_root()
+    monkeypatch.delenv("SEMB25_DATA")
     default = (
         collection_module.repo_root() / ".." / "shared" / "data" / "msmarco-passage"
     ).resolve()

@@ -208,6 +208,24 @@ def test_nan_loss_stops_with_step_and_batch_and_keeps_checkpoint(student, tmp_pa
             'train = "dev-sampel"',
             r"'dev-sampel': no such folder under the data",
         ),
+        ("data", "max_candidate = 50", r"\[data\] has unknown field\(s\) \['max_c"),
+        (
+            "teacher",
+            'max_length = "x"',
+            r"\[teacher\] max_length must be an integer >= 1, got 'x'",
+        ),
+        ("teacher", 'kind = "banana"', r"\[teacher\] kind must be 'cross' or 'bi'"),
+        (
+            "student",
+            "context_layers = 5",
+            r"bad\.toml: student config: context_layers must be 0, 1 or 2",
+        ),
+        (
+            "train",
+            "losses = {listwise_kl = -1.0}",
+            r"listwise_kl: expected a weight >= 0, got -1.0",
+        ),
+        ("train", "losses = {listwise_kl = true}", r"listwise_kl: expected a weight"),
     ],
 )
 def test_config_errors_name_the_field_before_any_teacher_work(
