@@ -257,13 +257,20 @@ class SemanticBM25:
         scorer = self._scorer()
         lengths = np.array([min(len(d), self.config.max_doc_len) for d in doc_ids])
         # One query at a time (its vocabulary match is computed once), its
-        # documents grouped by power-of-two length so that few positions are
-        # padding; rows padded to a power of two too, so that lists of any
-        # size reuse a few compiled shapes.
-        widths = np.array([bucket(n, 32, self.config.max_doc_len) for n in lengths])
+        # documents sorted by length; rows padded to a power of two so that
+        # lists of any size reuse a few compiled shapes. A contextual student
+        # does per-position work, so its documents are also grouped by
+        # power-of-two length (less padding); without context a padded
+        # position is a cheap gather and fewer, larger calls are faster.
+        widths = (
+            np.array([bucket(n, 32, self.config.max_doc_len) for n in lengths])
+            if self.circuit.contextual
+            else np.zeros(n, np.int64)
+        )
         calls = []
         for q in np.unique(q_index):
             mine = np.flatnonzero(q_index == q)
+            mine = mine[np.argsort(lengths[mine], kind="stable")]
             for width in np.unique(widths[mine]):
                 same = mine[widths[mine] == width]
                 rows_per_call = min(batch_size, bucket(len(same), 8))
