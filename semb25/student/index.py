@@ -110,26 +110,21 @@ class DocIndex:
 
     def token_ids(self, doc_ids: Sequence[str]) -> list[np.ndarray]:
         """The stored ids of ``doc_ids`` (KeyError naming an unknown id)."""
-        position = self._positions()
-        out = []
-        for d in doc_ids:
-            if d not in position:
-                raise KeyError(f"document index {self.source}: unknown doc id {d!r}")
-            k = position[d]
-            out.append(self.tokens[self.offsets[k] : self.offsets[k + 1]])
-        return out
+        return self._rows(self.tokens, doc_ids)
 
     def key_vectors(self, doc_ids: Sequence[str]) -> list[np.ndarray] | None:
         """The stored ``[len, heads, head_dim]`` keys of ``doc_ids`` (or None)."""
-        if self.keys is None:
-            return None
+        return None if self.keys is None else self._rows(self.keys, doc_ids)
+
+    def _rows(self, flat: np.ndarray, doc_ids: Sequence[str]) -> list[np.ndarray]:
+        """Each passage's slice of a flat per-word-piece array."""
         position = self._positions()
         out = []
         for d in doc_ids:
             if d not in position:
                 raise KeyError(f"document index {self.source}: unknown doc id {d!r}")
             k = position[d]
-            out.append(self.keys[self.offsets[k] : self.offsets[k + 1]])
+            out.append(flat[self.offsets[k] : self.offsets[k + 1]])
         return out
 
     def _positions(self) -> dict[str, int]:
