@@ -101,6 +101,22 @@ def test_length_buckets_cover_every_input_with_few_shapes():
     assert bucket_length(700, 32, 512) == 512
 
 
+def test_fine_buckets_grow_with_length_to_at_most_an_eighth_of_padding():
+    # Steps of 8 up to 128 tokens, then 16 (128-255) and 32 (256-511).
+    assert [bucket_length(n, 8, 512) for n in (1, 9, 100, 128, 129, 257)] == [
+        8,
+        16,
+        104,
+        128,
+        144,
+        288,
+    ]
+    padded = np.array([bucket_length(n, 8, 512) for n in range(1, 513)])
+    lengths = np.arange(1, 513)
+    assert np.all(padded >= lengths) and np.all(padded - lengths < 8 + lengths / 8)
+    assert len(set(padded)) == 32  # versus 64 multiples of 8
+
+
 @pytest.mark.slow
 def test_attentions_match_transformers_eager_attentions(cross_dir, cross_teacher):
     from transformers import AutoTokenizer, BertForSequenceClassification
